@@ -1,0 +1,5 @@
+import sys
+
+from sftvsrl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,61 @@
+"""The ``sftvsrl`` command: ``sftvsrl data|play|sft|rl|eval|study``.
+
+Each subcommand lives in its own module with ``add_arguments(parser)`` and ``run(args)``;
+modules are imported only when their command runs, so ``sftvsrl play`` does not pay for
+importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from sftvsrl.config import ConfigError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("sftvsrl.data.cli", "write expert demonstrations as prompt/completion JSONL"),
+    "play": ("sftvsrl.envs.play", "play an environment in the terminal"),
+    "sft": ("sftvsrl.training.sft_cli", "supervised fine-tuning on expert data"),
+    "rl": ("sftvsrl.training.ppo_cli", "multi-turn PPO from a checkpoint"),
+    "eval": ("sftvsrl.evaluation.cli", "evaluate a model on an environment"),
+    "study": ("sftvsrl.study.cli", "run the SFT-vs-RL study end to end"),
+}
+
+
+class UserError(Exception):
+    """An error caused by the user's input; printed without a traceback."""
+
+
+def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
+    parser = argparse.ArgumentParser(prog="sftvsrl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    module = None
+    wanted = argv[0] if argv and not argv[0].startswith("-") else None
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:
+            module = importlib.import_module(module_name)
+            module.add_arguments(p)
+    return parser, module
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, module = build_parser(argv)
+    args = parser.parse_args(argv)
+    if module is None:
+        parser.print_help()
+        return 0 if not argv else 2
+    try:
+        return int(module.run(args) or 0)
+    except (ConfigError, UserError, FileNotFoundError) as exc:
+        print(f"sftvsrl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sftvsrl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

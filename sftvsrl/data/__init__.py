@@ -1,0 +1,1 @@
+"""Expert-data generation: prompt/completion JSONL for SFT."""

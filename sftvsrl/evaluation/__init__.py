@@ -1,0 +1,1 @@
+"""Batched multi-turn evaluation with Wilson intervals."""

@@ -1,0 +1,1 @@
+"""The SFT-vs-RL study: stages, presets, curves, plots, report."""

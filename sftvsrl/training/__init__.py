@@ -1,0 +1,1 @@
+"""Trainers: SFT and multi-turn PPO, rollouts, checkpoints."""
