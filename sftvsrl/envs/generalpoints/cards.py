@@ -146,18 +146,22 @@ def color_suits(card_color: str) -> tuple[str, ...]:
 
 
 def assign_suits(cards: Sequence[str], card_color: str, rng: np.random.Generator) -> list[str]:
-    """Give every card a suit of the colour variant, keeping suits already given when allowed.
+    """Give every card without a suit one of the colour variant's suits (given suits stay).
 
     Cards of the same rank get different suits while the variant has suits left (a
     single-colour variant has two per rank, so a third 7 repeats a suit).
     """
     allowed = color_suits(card_color)
     used: dict[str, set[str]] = {}
+    for name in cards:
+        rank, suit = parse_card(name)
+        if suit is not None:
+            used.setdefault(rank, set()).add(suit)
     out = []
     for name in cards:
         rank, suit = parse_card(name)
         taken = used.setdefault(rank, set())
-        if suit is None or suit not in allowed:
+        if suit is None:
             free = [s for s in allowed if s not in taken] or list(allowed)
             suit = free[int(rng.integers(len(free)))]
         taken.add(suit)

@@ -39,7 +39,7 @@ def build_prompt(
     if vision:
         seen = "You are looking at four playing cards in the image."
         cards_line = "Cards: shown in the image."
-        cards_hint = "the names of the four cards you see, e.g. [\"A\", \"10\", \"K\", \"5\"]"
+        cards_hint = 'the names of the four cards you see, e.g. ["A", "10", "K", "5"]'
     else:
         seen = "You are given four playing cards."
         cards_line = f"Cards: {list(ranks or [])}"
