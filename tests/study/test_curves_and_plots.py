@@ -67,7 +67,9 @@ def test_plots_are_real_images(tmp_path, points):
     path = plot_success_vs_gflops(points, tmp_path / "fig.png")
     with Image.open(path) as img:
         assert img.width > 300 and img.height > 300
-        assert len(img.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 10  # lines, bands and text were drawn
+        assert (
+            len(img.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 10
+        )  # lines, bands and text were drawn
     turns = plot_success_vs_turns({"RL": {1: (0.1, 0.05, 0.2), 5: (0.3, 0.2, 0.4)}}, tmp_path / "turns.png")
     assert turns.stat().st_size > 1000
     with pytest.raises(ValueError):
