@@ -38,7 +38,7 @@ class Expr(NamedTuple):
     key: str
 
 
-def _atom(n: int) -> Expr:
+def atom(n: int) -> Expr:
     return Expr(Fraction(n), str(n), _ATOM, "atom", (), (), str(n))
 
 
@@ -117,7 +117,7 @@ def _pair_results(a: Expr, b: Expr) -> Iterable[Expr]:
 def expressions(values: tuple[int, ...]) -> dict[Fraction, tuple[Expr, ...]]:
     """Every canonically distinct formula over the sorted multiset ``values``, by value."""
     if len(values) == 1:
-        return {Fraction(values[0]): (_atom(values[0]),)}
+        return {Fraction(values[0]): (atom(values[0]),)}
     table: dict[Fraction, dict[str, Expr]] = {}
     for left, right in _splits(values):
         for group_a in expressions(left).values():
