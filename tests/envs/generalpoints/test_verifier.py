@@ -102,8 +102,16 @@ def test_vision_recognition_failure_adds_penalty():
 
 @pytest.mark.parametrize(
     "text",
-    ["", "no json here", "{}", '{"cards": [], "number": []}', '{"cards": "K", "number": [], "formula": "1"}',
-     '{"cards": [], "number": 3, "formula": "1"}', '{"cards": [], "number": [], "formula": 24}', "[1, 2]"],
+    [
+        "",
+        "no json here",
+        "{}",
+        '{"cards": [], "number": []}',
+        '{"cards": "K", "number": [], "formula": "1"}',
+        '{"cards": [], "number": 3, "formula": "1"}',
+        '{"cards": [], "number": [], "formula": 24}',
+        "[1, 2]",
+    ],
 )
 def test_missing_or_mistyped_fields_are_format_errors(text):
     v = verify(text, ["6", "4", "3", "2"], "id")
