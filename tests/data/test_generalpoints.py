@@ -97,3 +97,20 @@ def test_wrong_answers_cover_every_mistake():
 def test_user_errors(tmp_path, argv):
     with pytest.raises(UserError):
         _run([*argv, "--out", str(tmp_path / "x.jsonl")])
+
+
+def test_command_line(tmp_path):
+    # `sftvsrl data` builds every task's parser; skip until the V-IRL task module exists
+    pytest.importorskip("sftvsrl.data.virl")
+    import subprocess
+    import sys
+
+    out = tmp_path / "cli.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sftvsrl", "data", "generalpoints", "--n", "5", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(_rows(out)) == 5 and "wrote 5 rows" in proc.stdout

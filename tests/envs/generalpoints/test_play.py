@@ -2,6 +2,10 @@
 
 import argparse
 import io
+import subprocess
+import sys
+
+import pytest
 
 from sftvsrl.envs.generalpoints import play
 
@@ -30,3 +34,16 @@ def test_vision_writes_the_image_and_eof_is_clean(monkeypatch, capsys, tmp_path)
 def test_out_of_turns_then_quit(monkeypatch, capsys):
     code, out = _run(["--seed", "0", "--max-turns", "2"], "1\n2\nn\n", monkeypatch, capsys)
     assert code == 0 and out.count("wrong_numbers") == 2 and "Out of answers" in out
+
+
+def test_command_line_with_a_bad_hand_is_a_clean_error():
+    # `sftvsrl play` builds every task's parser; skip until the V-IRL task module exists
+    pytest.importorskip("sftvsrl.envs.virl.play")
+    proc = subprocess.run(
+        [sys.executable, "-m", "sftvsrl", "play", "generalpoints", "--cards", "A A A A"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input="",
+    )
+    assert proc.returncode == 2 and "no solution" in proc.stderr and "Traceback" not in proc.stderr
