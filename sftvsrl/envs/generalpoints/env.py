@@ -115,6 +115,9 @@ class GeneralPointsEnv(gym.Env):
         """Deal a hand (drawn per seed from ``split``, or ``options["cards"]``)."""
         super().reset(seed=seed)
         options = options or {}
+        unknown = set(options) - {"cards"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; the only option is 'cards'")
         if "cards" in options:
             names = _cards_option(options["cards"])
             color = self.card_color if self.vision else "mixed"

@@ -123,6 +123,8 @@ def test_bad_arguments_and_hands():
         env.reset(options={"cards": ["A", "B", "C", "D"]})
     with pytest.raises(ValueError):
         env.reset(options={"cards": ["A", "2"]})
+    with pytest.raises(ValueError):
+        env.reset(options={"hand": ["A", "2", "3", "4"]})
     env.reset(seed=0)
     with pytest.raises(TypeError):
         env.step(42)
