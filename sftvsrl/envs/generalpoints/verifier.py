@@ -7,7 +7,8 @@ character whitelist, parenthesis depth, literal size), then parsed by ``ast`` in
 ``Add``/``Sub``/``Mult``/``Div``, and ``Constant`` integers (parentheses only group).
 Unary plus/minus are rejected: every card is a positive number combined by the four
 binary operations, the same language the solver searches. The tree is evaluated by a
-small recursive walker with ``fractions.Fraction``, so ``8/(3-8/3)`` is exactly 24.
+small recursive walker in exact rational arithmetic (integer numerator/denominator pairs,
+reported as ``fractions.Fraction``), so ``8/(3-8/3)`` is exactly 24.
 
 Outcomes (``Verdict.outcome``) and rewards, checked in this order:
 
@@ -131,7 +132,7 @@ def parse_formula(formula: str) -> tuple[ast.AST, list[int]]:
 def _ratio(node: ast.AST) -> tuple[int, int]:
     """Exact value as an unreduced (numerator, denominator) pair of Python ints.
 
-    Skipping the gcd of every intermediate ``Fraction`` is several times faster and still
+    Skipping the gcd that ``Fraction`` takes after every operation is faster and still
     exact; the sizes stay small because literals and formula length are bounded.
     """
     if isinstance(node, ast.Constant):

@@ -182,3 +182,19 @@ def test_parse_formula_limits():
 def test_outcome_table():
     assert REWARDS == {"correct": 5.0, "wrong_value": -1.0, "wrong_numbers": -2.0, "bad_format": -3.0}
     assert set(OUTCOMES) == set(REWARDS) | {"misrecognized_" + o for o in REWARDS}
+
+
+def test_exact_values_with_negative_denominators_and_other_targets():
+    from fractions import Fraction
+
+    from sftvsrl.envs.generalpoints.verifier import evaluate
+
+    assert evaluate(parse_formula("8/(3-8/3)")[0]) == Fraction(24)
+    assert evaluate(parse_formula("1/(2-3)")[0]) == Fraction(-1)
+    cards = ["Q", "2", "3", "4"]
+    neg = answer(cards, [12, 2, 3, 4], "12*2/(3-4)")
+    assert verify(neg, cards, "ood", target=-24).outcome == "correct"
+    v = verify(neg, cards, "ood")
+    assert (v.outcome, v.feedback) == ("wrong_value", "Wrong value: the formula equals -24, not 24.")
+    v = verify(answer(cards, [12, 2, 3, 4], "12/(2*3*4)"), cards, "ood")
+    assert "equals 1/2" in v.feedback
