@@ -146,3 +146,18 @@ def test_render_modes():
     env = GeneralPointsEnv(render_mode="ansi")
     obs, _ = env.reset(seed=1)
     assert env.render() == obs
+
+
+@pytest.mark.parametrize("color", ["black", "red", "mixed"])
+def test_vision_observation_colours_follow_the_variant(color):
+    env = gym.make(VL, card_color=color)
+    for seed in range(6):
+        obs, info = env.reset(seed=seed)
+        img = obs["image"].astype(int)
+        red = int(((img[..., 0] > 150) & (img[..., 1] < 80) & (img[..., 2] < 80)).sum())
+        black = int((img.max(axis=-1) < 60).sum())
+        suits = {card[-1] for card in info["hand"]}
+        assert (red > 300) == bool(suits & {"H", "D"})
+        assert (black > 300) == bool(suits & {"S", "C"})
+        if color != "mixed":
+            assert suits <= ({"S", "C"} if color == "black" else {"H", "D"})
