@@ -220,7 +220,7 @@ def _formula_verdict(obj: dict, values: Sequence[int], target: int) -> tuple[str
         return WRONG_VALUE, "the formula divides by zero"
     if num != target * den:
         return WRONG_VALUE, f"the formula equals {_fmt(Fraction(num, den))}, not {target}"
-    return CORRECT, f"{formula.strip()} = {target}"
+    return CORRECT, f"{formula.split('=')[0].strip()} = {target}"
 
 
 def verify(

@@ -52,6 +52,13 @@ def test_reward_cases_on_a_plain_hand(formula, outcome, reward):
         assert v.success == (outcome == "correct")
 
 
+def test_trailing_claim_is_not_repeated_in_feedback():
+    cards = ["6", "4", "3", "2"]
+    v = verify(answer(cards, [6, 4, 3, 2], "6*4*(3-2) = 24"), cards, "id")
+    assert v.feedback == "Correct: 6*4*(3-2) = 24."
+    assert verify(answer(cards, [6, 4, 3, 2], "6*4*(3-2) = x"), cards, "id").outcome == "bad_format"
+
+
 def test_division_by_zero_is_a_wrong_value():
     cards = ["6", "2", "3", "3"]
     v = verify(answer(cards, [6, 2, 3, 3], "6*2/(3-3)"), cards, "id")
