@@ -53,3 +53,9 @@ def test_ranks_and_suits_change_the_picture():
 def test_too_small_is_an_error():
     with pytest.raises(ValueError):
         render_hand(["AS"] * 4, (10, 10))
+
+
+@pytest.mark.parametrize("size", [(224, 224), (64, 48), (1024, 300)])
+def test_other_sizes(size):
+    img = render_hand(["AS", "10H", "KD", "7C"], size)
+    assert img.shape == (size[1], size[0], 3) and _red(img) > 0 and _black(img) > 0
