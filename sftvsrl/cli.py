@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from sftvsrl import subcommands
 from sftvsrl.config import ConfigError
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -28,6 +29,7 @@ class UserError(Exception):
 
 
 def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
+    subcommands.set_argv(argv)
     parser = argparse.ArgumentParser(prog="sftvsrl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     module = None

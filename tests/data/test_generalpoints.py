@@ -100,8 +100,6 @@ def test_user_errors(tmp_path, argv):
 
 
 def test_command_line(tmp_path):
-    # `sftvsrl data` builds every task's parser; skip until the V-IRL task module exists
-    pytest.importorskip("sftvsrl.data.virl")
     import subprocess
     import sys
 

@@ -5,8 +5,6 @@ import io
 import subprocess
 import sys
 
-import pytest
-
 from sftvsrl.envs.generalpoints import play
 
 
@@ -37,8 +35,6 @@ def test_out_of_turns_then_quit(monkeypatch, capsys):
 
 
 def test_command_line_with_a_bad_hand_is_a_clean_error():
-    # `sftvsrl play` builds every task's parser; skip until the V-IRL task module exists
-    pytest.importorskip("sftvsrl.envs.virl.play")
     proc = subprocess.run(
         [sys.executable, "-m", "sftvsrl", "play", "generalpoints", "--cards", "A A A A"],
         capture_output=True,
