@@ -144,7 +144,7 @@ def bearing_deg(a: tuple[float, float], b: tuple[float, float]) -> float:
 def _point_along(coords: list[tuple[float, float]], dist: float) -> tuple[float, float]:
     """The point ``dist`` metres along the polyline (clamped to its end)."""
     walked = 0.0
-    for a, b in zip(coords, coords[1:]):
+    for a, b in zip(coords, coords[1:], strict=False):
         seg = distance_m(a, b)
         if seg > 0 and walked + seg >= dist:
             t = (dist - walked) / seg
@@ -154,7 +154,7 @@ def _point_along(coords: list[tuple[float, float]], dist: float) -> tuple[float,
 
 
 def _make_edge(u: int, v: int, name: str, coords: list[tuple[float, float]]) -> Edge:
-    length = sum(distance_m(a, b) for a, b in zip(coords, coords[1:]))
+    length = sum(distance_m(a, b) for a, b in zip(coords, coords[1:], strict=False))
     sample = min(BEARING_SAMPLE_M, length / 2.0)
     bearing_u = bearing_deg(coords[0], _point_along(coords, sample))
     bearing_v = bearing_deg(_point_along(coords, length - sample), coords[-1])
@@ -309,7 +309,7 @@ def build_graph(
     for a, b, _, _ in chains:
         parent[find(a)] = find(b)
     sizes: dict[int, int] = defaultdict(int)
-    for a, b, _, _ in chains:
+    for a, _b, _, _ in chains:
         sizes[find(a)] += 1
     if not sizes:
         raise MapError(f"no named walkable streets found for {city}")
@@ -343,7 +343,7 @@ def _nearest_places(lats: list[float], lons: list[float], places: list[Place]) -
         place_xy.append((x, y))
         grid[(int(x // cell), int(y // cell))].append(i)
     result = []
-    for lat, lon in zip(lats, lons):
+    for lat, lon in zip(lats, lons, strict=False):
         x, y = local_xy(lat, lon, lat0, lon0)
         cx, cy = int(x // cell), int(y // cell)
         found = []

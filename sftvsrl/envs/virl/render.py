@@ -153,7 +153,9 @@ def _view(
     top, bottom = style["sky"]
     for y in range(horizon):
         t = y / max(1, horizon - 1)
-        draw.line([(0, y), (VIEW_W, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom)))
+        draw.line(
+            [(0, y), (VIEW_W, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=False))
+        )
     font = _font(style["font"])
     bold = _font(style["font"] + 1, bold=True)
     origin = route.points[point]

@@ -183,7 +183,7 @@ def write_instruction(route: Route) -> tuple[list[str], dict[int, int]] | None:
     turn_points = [i for i in range(last) if needs_turn(heading_at(route, i), route.depart[i])]
     # Leg boundaries: the start, every later turn point, and the goal.
     bounds = sorted({0, *[p for p in turn_points if p > 0], last})
-    for leg_index, (a, b) in enumerate(zip(bounds, bounds[1:])):
+    for leg_index, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
         heading = heading_at(route, a)
         first = "First, " if leg_index == 0 else "Then "
         if a in turn_points:
@@ -285,8 +285,8 @@ def route_from_path(
         split=split,
         points=[street_map.position(n) for n in nodes],
         streets=[e.name for e in edges],
-        depart=[e.depart(n) for e, n in zip(edges, nodes)],
-        arrive=[e.arrive(n) for e, n in zip(edges, nodes)],
+        depart=[e.depart(n) for e, n in zip(edges, nodes, strict=False)],
+        arrive=[e.arrive(n) for e, n in zip(edges, nodes, strict=False)],
         cross_streets=[street_map.street_names(n) for n in nodes],
         landmarks=landmarks,
         branches=[
