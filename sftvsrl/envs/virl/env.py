@@ -169,7 +169,7 @@ class VIRLEnv(gym.Env):
         if self._image is None:
             point, heading = self._state()
             self._image = render_views(self.route, point, heading, self.render_style)
-        return {"text": text, "image": self._image}
+        return {"text": text, "image": self._image.copy()}  # callers may keep or modify it
 
     def _expected(self):
         return expert_action(self.route.plan[self._k], self.action_space_name)

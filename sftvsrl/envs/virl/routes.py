@@ -174,6 +174,15 @@ def _join_names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def _leg_streets(route: Route, start: int, end: int) -> str:
+    """The streets of a leg in walking order ("A and then B" when the name changes)."""
+    names: list[str] = []
+    for street in route.streets[start:end]:
+        if not names or names[-1] != street:
+            names.append(street)
+    return " and then ".join(names)
+
+
 def write_instruction(route: Route) -> tuple[list[str], dict[int, int]] | None:
     """V-IRL-style sentences and a map from plan slot (2*point for a turn, 2*point+1 for
     the forward moves, 2*last for stop) to sentence index; None when a cue is ambiguous."""
@@ -199,7 +208,7 @@ def write_instruction(route: Route) -> tuple[list[str], dict[int, int]] | None:
         if b == last:
             goal = route.goal_landmark
             clause = _landmark_clause(route, b, arrive_heading) if goal else ""
-            sentences.append(f"Walk forward along {route.streets[a]} until you reach {cue}{clause}.")
+            sentences.append(f"Walk forward along {_leg_streets(route, a, b)} until you reach {cue}{clause}.")
             slots[2 * last] = len(sentences)
             if goal:
                 sentences.append(f"Stop there, at {goal}.")
@@ -208,7 +217,7 @@ def write_instruction(route: Route) -> tuple[list[str], dict[int, int]] | None:
                 sentences.append(f"Stop at the intersection of {names}.")
         else:
             clause = _landmark_clause(route, b, arrive_heading)
-            sentences.append(f"Walk forward along {route.streets[a]} until you reach {cue}{clause}.")
+            sentences.append(f"Walk forward along {_leg_streets(route, a, b)} until you reach {cue}{clause}.")
     return sentences, slots
 
 
