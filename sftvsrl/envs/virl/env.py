@@ -116,6 +116,7 @@ class VIRLEnv(gym.Env):
         self.render_style = render_style
         self.render_mode = render_mode
         self.source = route_source(city)
+        self._charset = frozenset(self.source.charset)
         text = spaces.Text(max_length=MAX_TEXT_CHARS, charset=self.source.charset)
         if self.vision:
             image = spaces.Box(0, 255, shape=(2 * VIEW_H, 2 * VIEW_W, 3), dtype=np.uint8)
@@ -164,6 +165,10 @@ class VIRLEnv(gym.Env):
 
     def _observation(self) -> str | dict[str, Any]:
         text = self._revision.prompt()
+        if not self._charset.issuperset(text):
+            # Echoed model answers may hold any character; keep the observation inside its space.
+            text = "".join(c if c in self._charset else "?" for c in text)
+        text = text[-MAX_TEXT_CHARS:]
         if not self.vision:
             return text
         if self._image is None:
@@ -180,7 +185,10 @@ class VIRLEnv(gym.Env):
             return ""
         point, heading = self._state()
         step = self.route.plan[self._k]
-        sentence = self.route.sentences[step.sentence] if self.route.sentences else self.route.instruction
+        sentences = self.route.sentences
+        if self.prompt_style == "compact" and self.route.compact_sentences:
+            sentences = self.route.compact_sentences
+        sentence = sentences[step.sentence] if sentences else self.route.instruction
         return P.expert_answer_text(
             self._expected().text(),
             self.prompt_style,

@@ -70,7 +70,7 @@ def build_prompt(
         fmt = '{"landmarks":[...],"action":A}' if vision else '{"action":A}'
         return (
             f"Walk the route. A=forward()|turn_direction(X)|stop() X={'|'.join(dirs)}\n"
-            f"I:{route.instruction}\nH:{hist or '-'}\nO:{current}\n{fmt}"
+            f"I:{route.compact_instruction}\nH:{hist or '-'}\nO:{current}\n{fmt}"
         )
     lines = [
         "[Task] You are walking through a city, following route instructions. At each step you get "

@@ -72,6 +72,7 @@ class Route:
     landmarks: list[list[Landmark]]  # named places visible at each point
     start_heading: float
     sentences: list[str] = field(default_factory=list)
+    compact_sentences: list[str] = field(default_factory=list)  # same content, short form (prompt.py)
     goal_landmark: str | None = None
     length_m: float = 0.0
     branches: list[list[tuple[float, str]]] = field(
@@ -87,6 +88,10 @@ class Route:
     @property
     def instruction(self) -> str:
         return " ".join(self.sentences)
+
+    @property
+    def compact_instruction(self) -> str:
+        return "; ".join(self.compact_sentences) if self.compact_sentences else self.instruction
 
     @property
     def num_points(self) -> int:
@@ -150,75 +155,94 @@ def _turn_phrase(heading: float, target: float) -> str:
     return f"turn {rel} to face {absolute_direction(target)}"
 
 
-def _landmark_clause(route: Route, point: int, heading: float, exclude: str | None = None) -> str:
+def _landmark_at(route: Route, point: int, heading: float) -> tuple[str, str] | None:
+    """(name, side) of the nearest place at ``point`` for a walker facing ``heading``."""
     for lm in route.landmarks[point]:
-        if lm.name != exclude:
-            side = side_of(heading, route.points[point], (lm.lat, lm.lon))
-            return f", where {lm.name} is {SIDE_PHRASE[side]}"
-    return ""
+        return lm.name, side_of(heading, route.points[point], (lm.lat, lm.lon))
+    return None
 
 
 def _leg_cue(route: Route, start: int, end: int) -> str | None:
-    """How to recognise the end of a leg: a cross street not seen earlier in the leg."""
+    """The cross street that marks the end of a leg: one not seen earlier in the leg."""
     street = route.streets[end - 1]
     seen = set()
     for p in range(start + 1, end):
         seen.update(route.cross_streets[p])
     options = [s for s in route.cross_streets[end] if s != street and s not in seen]
-    if options:
-        return f"the intersection with {options[0]}"
-    return None
+    return options[0] if options else None
+
+
+def _leg_streets(route: Route, start: int, end: int) -> list[str]:
+    """The streets of a leg in walking order, without consecutive repeats."""
+    names: list[str] = []
+    for street in route.streets[start:end]:
+        if not names or names[-1] != street:
+            names.append(street)
+    return names
 
 
 def _join_names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _leg_streets(route: Route, start: int, end: int) -> str:
-    """The streets of a leg in walking order ("A and then B" when the name changes)."""
-    names: list[str] = []
-    for street in route.streets[start:end]:
-        if not names or names[-1] != street:
-            names.append(street)
-    return " and then ".join(names)
+_ABBREV = {
+    "north": "N", "north-east": "NE", "east": "E", "south-east": "SE",
+    "south": "S", "south-west": "SW", "west": "W", "north-west": "NW",
+}  # fmt: skip
 
 
-def write_instruction(route: Route) -> tuple[list[str], dict[int, int]] | None:
-    """V-IRL-style sentences and a map from plan slot (2*point for a turn, 2*point+1 for
-    the forward moves, 2*last for stop) to sentence index; None when a cue is ambiguous."""
+def write_instruction(route: Route) -> tuple[list[str], list[str], dict[int, int]] | None:
+    """V-IRL-style sentences, the same sentences in compact form, and a map from plan slot
+    (2*point for a turn, 2*point+1 for the forward moves, 2*last for stop) to sentence
+    index; None when a cue is ambiguous.
+
+    Compact forms: ``T <rel>/<ABS> <street>`` (turn), ``H <ABS> <street>`` (head off),
+    ``W <street>[+<street>]><cross street>[ <place>@<F|L|R|B>]`` (walk until), and
+    ``S <place>`` or ``S <street>&<street>`` (stop)."""
     last = route.num_points - 1
-    sentences: list[str] = []
+    full: list[str] = []
+    compact: list[str] = []
     slots: dict[int, int] = {}
     turn_points = [i for i in range(last) if needs_turn(heading_at(route, i), route.depart[i])]
     # Leg boundaries: the start, every later turn point, and the goal.
     bounds = sorted({0, *[p for p in turn_points if p > 0], last})
     for leg_index, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
         heading = heading_at(route, a)
+        target = route.depart[a]
         first = "First, " if leg_index == 0 else "Then "
         if a in turn_points:
-            slots[2 * a] = len(sentences)
-            sentences.append(f"{first}{_turn_phrase(heading, route.depart[a])} onto {route.streets[a]}.")
+            slots[2 * a] = len(full)
+            full.append(f"{first}{_turn_phrase(heading, target)} onto {route.streets[a]}.")
+            rel = relative_direction(heading, target)
+            compact.append(f"T {rel}/{_ABBREV[absolute_direction(target)]} {route.streets[a]}")
         elif leg_index == 0:
-            sentences.append(f"First, head {absolute_direction(route.depart[a])} along {route.streets[a]}.")
-        cue = _leg_cue(route, a, b)
-        if cue is None:
+            full.append(f"First, head {absolute_direction(target)} along {route.streets[a]}.")
+            compact.append(f"H {_ABBREV[absolute_direction(target)]} {route.streets[a]}")
+        cross = _leg_cue(route, a, b)
+        if cross is None:
             return None
-        arrive_heading = route.arrive[b - 1]
-        slots[2 * a + 1] = len(sentences)
+        streets = _leg_streets(route, a, b)
+        mark = _landmark_at(route, b, route.arrive[b - 1])
+        if b == last and not route.goal_landmark:
+            mark = None
+        clause = f", where {mark[0]} is {SIDE_PHRASE[mark[1]]}" if mark else ""
+        slots[2 * a + 1] = len(full)
+        full.append(
+            f"Walk forward along {' and then '.join(streets)} until you reach the intersection with {cross}{clause}."
+        )
+        compact.append(
+            f"W {'+'.join(streets)}>{cross}" + (f" {mark[0]}@{mark[1][0].upper()}" if mark else "")
+        )
         if b == last:
-            goal = route.goal_landmark
-            clause = _landmark_clause(route, b, arrive_heading) if goal else ""
-            sentences.append(f"Walk forward along {_leg_streets(route, a, b)} until you reach {cue}{clause}.")
-            slots[2 * last] = len(sentences)
-            if goal:
-                sentences.append(f"Stop there, at {goal}.")
+            slots[2 * last] = len(full)
+            if route.goal_landmark:
+                full.append(f"Stop there, at {route.goal_landmark}.")
+                compact.append(f"S {route.goal_landmark}")
             else:
-                names = _join_names(route.cross_streets[b][:3])
-                sentences.append(f"Stop at the intersection of {names}.")
-        else:
-            clause = _landmark_clause(route, b, arrive_heading)
-            sentences.append(f"Walk forward along {_leg_streets(route, a, b)} until you reach {cue}{clause}.")
-    return sentences, slots
+                names = route.cross_streets[b][:3]
+                full.append(f"Stop at the intersection of {_join_names(names)}.")
+                compact.append(f"S {'&'.join(names)}")
+    return full, compact, slots
 
 
 # --- sampling on the street graph -----------------------------------------------------
@@ -310,7 +334,7 @@ def route_from_path(
     written = write_instruction(route)
     if written is None:
         return None
-    route.sentences, slots = written
+    route.sentences, route.compact_sentences, slots = written
     route.plan = build_plan(route, slots)
     return route
 

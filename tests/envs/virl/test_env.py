@@ -176,7 +176,9 @@ def test_bad_kwargs(kwargs):
 def test_hostile_answers_do_not_crash():
     env = VIRLEnv()
     _, info = env.reset(seed=0)
-    for answer in ["{" * 10_000, "x" * 50_000, '{"action": null}', '{"action": {"a": 1}}', "\x00\x01", "[]"]:
+    for answer in ["{" * 10_000, "x" * 50_000, '{"action": null}', '{"action": {"a": 1}}', "\x00\x01", "[]",
+                   '{"action": "turn_direction(北)"} 🚶', '{"action": "\u2603"}']:  # fmt: skip
         env.reset(seed=0)
-        _, reward, *_ = env.step(answer)
+        obs, reward, *_ = env.step(answer)
         assert reward == -1.0
+        assert env.observation_space.contains(obs)
