@@ -182,3 +182,14 @@ def test_hostile_answers_do_not_crash():
         obs, reward, *_ = env.step(answer)
         assert reward == -1.0
         assert env.observation_space.contains(obs)
+
+
+@pytest.mark.parametrize("vision", [False, True])
+def test_gymnasium_env_checker(vision):
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(VIRLEnv(vision=vision), skip_render_check=True)
