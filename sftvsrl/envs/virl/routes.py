@@ -329,7 +329,6 @@ def route_from_path(
         start_heading=start_heading,
         goal_landmark=goal,
         length_m=sum(e.length_m for e in edges),
-        plan=[PlanStep(0, 0.0, "stop", None, 0)],  # placeholder, rebuilt below
     )
     written = write_instruction(route)
     if written is None:
