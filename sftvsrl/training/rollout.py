@@ -79,18 +79,6 @@ def eos_ids(pm: Any) -> list[int]:
     return sorted(ids)
 
 
-def image_token_id(pm: Any) -> int | None:
-    """The VLM's image placeholder id (must never be generated), or None for text models."""
-    if not getattr(pm, "is_vision", False):
-        return None
-    for obj in (pm.model.config, getattr(pm, "processor", None), pm.tokenizer):
-        for name in ("image_token_id", "image_token_index"):
-            value = getattr(obj, name, None)
-            if isinstance(value, int):
-                return value
-    return None
-
-
 class HFRolloutEngine:
     """Batched Hugging Face ``generate``: left-padded prompts, stop at eos, image token suppressed."""
 
@@ -99,7 +87,7 @@ class HFRolloutEngine:
         self.batch_size = batch_size
         self.encode_fn = encode_fn or default_encode
         self.eos = eos_ids(pm)
-        self.image_token = image_token_id(pm)
+        self.image_token = getattr(pm, "image_token_id", None)
         tok = pm.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.eos[0]
 
