@@ -63,7 +63,12 @@ class ToyEnv(gym.Env):
         self.state.add(answer, feedback)
         terminated = success
         truncated = not success and self.state.turns >= self.max_turns
-        info = {"expert_answer": str(self.target), "outcome": outcome, "feedback": feedback, "success": success}
+        info = {
+            "expert_answer": str(self.target),
+            "outcome": outcome,
+            "feedback": feedback,
+            "success": success,
+        }
         if self.vision:
             info["recognized"] = None if outcome == "no_digit" else success
         return self._obs(), reward, terminated, truncated, info

@@ -12,8 +12,13 @@ from sftvsrl.config import ConfigError, parse_override
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="checkpoint folder, HF model folder, tiny-lm or tiny-vlm")
     p.add_argument("--env", required=True, help="environment id, e.g. sftvsrl/GeneralPoints-L-v0")
-    p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="environment arguments, e.g. rule=ood split=test")
+    p.add_argument(
+        "--env-kwargs",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment arguments, e.g. rule=ood split=test",
+    )
     p.add_argument("--episodes", type=int, default=234, help="number of episodes (seeds seed..seed+N-1)")
     p.add_argument("--max-turns", type=int, default=5, help="verification turns per episode")
     p.add_argument("--out", required=True, help="folder for episodes.jsonl and summary.json")

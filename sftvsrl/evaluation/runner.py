@@ -99,8 +99,11 @@ def evaluate(
         env_kwargs=env_kwargs,
         max_turns=max_turns,
         seed=seed,
-        decoding={"do_sample": do_sample, "temperature": temperature if do_sample else None,
-                  "max_new_tokens": max_new_tokens},
+        decoding={
+            "do_sample": do_sample,
+            "temperature": temperature if do_sample else None,
+            "max_new_tokens": max_new_tokens,
+        },
         time_s=elapsed,
         episodes_per_s=len(ordered) / elapsed if elapsed > 0 else None,
         generated_tokens=gen_tokens,

@@ -116,6 +116,17 @@ class HFRolloutEngine:
             model.train(was_training)
         return out
 
+    def encode_generation(self, observation: Any) -> Generation:
+        """A prompt-only record for an observation (e.g. a state whose value is needed)."""
+        enc = self.encode_fn(self.pm, [observation])
+        ids = enc["input_ids"][0][enc["attention_mask"][0].bool()].tolist()
+        extras = {
+            k: v[:1].detach().cpu()
+            for k, v in enc.items()
+            if k not in ("input_ids", "attention_mask") and isinstance(v, torch.Tensor)
+        }
+        return Generation("", ids, [], extras)
+
     def _generate_chunk(
         self, observations: Sequence[Any], max_new_tokens: int, temperature: float, do_sample: bool
     ) -> list[Generation]:

@@ -44,7 +44,9 @@ def test_multi_turn_batches_and_summary():
 
 def test_truncated_episodes_count_as_failures_and_seeds_are_fixed():
     engine = ScriptedEngine(lambda p: "x")
-    recs, summary = evaluate(engine, "sftvsrl-test/Toy-v0", {"split": "test"}, episodes=4, max_turns=2, num_envs=3)
+    recs, summary = evaluate(
+        engine, "sftvsrl-test/Toy-v0", {"split": "test"}, episodes=4, max_turns=2, num_envs=3
+    )
     assert summary["success_rate"] == 0.0 and summary["final_outcomes"] == {"no_digit": 4}
     assert all(r["truncated"] and r["num_turns"] == 2 for r in recs)
     again, _ = evaluate(engine, "sftvsrl-test/Toy-v0", {"split": "test"}, episodes=4, max_turns=2, num_envs=1)
@@ -60,8 +62,14 @@ def test_recognition_accuracy_for_vision():
     # First answers are unparsable (not assessable), second answers right: accuracy 3/3.
     assert summary["recognition_accuracy"] == 1.0 and summary["recognition_answers"] == 3
     s = summarize(
-        [{"success": False, "final_outcome": "o", "return": 0.0,
-          "turns": [{"outcome": "o", "recognized": False}, {"outcome": "o", "recognized": True}]}],
+        [
+            {
+                "success": False,
+                "final_outcome": "o",
+                "return": 0.0,
+                "turns": [{"outcome": "o", "recognized": False}, {"outcome": "o", "recognized": True}],
+            }
+        ],
         vision=True,
     )
     assert s["recognition_accuracy"] == 0.5
@@ -69,8 +77,25 @@ def test_recognition_accuracy_for_vision():
 
 def test_cli_tiny_model_end_to_end(tmp_path, capsys):
     out = tmp_path / "ev"
-    rc = main(["eval", "--model", "tiny-lm", "--env", "sftvsrl-test/Toy-v0", "--env-kwargs", "split=test",
-               "--episodes", "3", "--max-turns", "2", "--max-new-tokens", "4", "--out", str(out)])
+    rc = main(
+        [
+            "eval",
+            "--model",
+            "tiny-lm",
+            "--env",
+            "sftvsrl-test/Toy-v0",
+            "--env-kwargs",
+            "split=test",
+            "--episodes",
+            "3",
+            "--max-turns",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["episodes"] == 3 and summary["model"] == "tiny-lm"
@@ -84,8 +109,14 @@ def test_cli_tiny_model_end_to_end(tmp_path, capsys):
     [
         (["--model", "/no/such/model", "--env", "sftvsrl-test/Toy-v0"], "model not found"),
         (["--model", "tiny-lm", "--env", "sftvsrl/NoSuchEnv-v0"], "unknown environment"),
-        (["--model", "tiny-lm", "--env", "sftvsrl-test/Toy-v0", "--env-kwargs", "colour=red"], "cannot create"),
-        (["--model", "tiny-lm", "--env", "sftvsrl-test/Toy-v0", "--env-kwargs", "split=val"], "cannot create"),
+        (
+            ["--model", "tiny-lm", "--env", "sftvsrl-test/Toy-v0", "--env-kwargs", "colour=red"],
+            "cannot create",
+        ),
+        (
+            ["--model", "tiny-lm", "--env", "sftvsrl-test/Toy-v0", "--env-kwargs", "split=val"],
+            "cannot create",
+        ),
     ],
 )
 def test_cli_clear_errors(tmp_path, capsys, args, message):

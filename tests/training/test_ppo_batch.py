@@ -22,8 +22,9 @@ def test_action_start_token_any_tokenizer():
 def test_collate_layout_and_logprobs_match_generation_scores():
     pm = load_model("tiny-lm")
     engine = HFRolloutEngine(pm)
-    gens = engine.generate(["Say 1.", "Say 22222, then more text"], max_new_tokens=5, temperature=1.0,
-                           do_sample=True, seed=3)
+    gens = engine.generate(
+        ["Say 1.", "Say 22222, then more text"], max_new_tokens=5, temperature=1.0, do_sample=True, seed=3
+    )
     batch = collate(gens, pm.tokenizer.pad_token_id)
     P = batch["prompt_width"]
     assert batch["input_ids"][0, P - len(gens[0].prompt_ids) : P].tolist() == gens[0].prompt_ids
@@ -38,9 +39,15 @@ def test_collate_layout_and_logprobs_match_generation_scores():
     # Generation's own scores agree with the recomputed log-probs of the sampled tokens.
     enc = engine.encode_fn(pm, ["Say 1."])
     with torch.no_grad():
-        res = pm.model.generate(**enc, max_new_tokens=3, do_sample=False, output_scores=True,
-                                return_dict_in_generate=True, **pm.generation_kwargs())
-    ids = res.sequences[0, enc["input_ids"].shape[1]:].tolist()
+        res = pm.model.generate(
+            **enc,
+            max_new_tokens=3,
+            do_sample=False,
+            output_scores=True,
+            return_dict_in_generate=True,
+            **pm.generation_kwargs(),
+        )
+    ids = res.sequences[0, enc["input_ids"].shape[1] :].tolist()
     g = Generation("", enc["input_ids"][0].tolist(), ids)
     with torch.no_grad():
         mine = forward_policy_value(pm.model, head, collate([g], 0))["token_logp"][0]
