@@ -1,0 +1,90 @@
+"""Figures laid out like the paper's: success rate against GFLOPs, ID row over OOD row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from sftvsrl.study.curves import METHODS, CurvePoint, series  # noqa: E402
+
+METHOD_STYLE = {"SFT": {"color": "#d62728", "marker": "o"}, "RL": {"color": "#1f77b4", "marker": "s"}}
+SPLIT_TITLE = {
+    "id": "In-distribution",
+    "ood": "Out-of-distribution (rule)",
+    "visual_ood": "Out-of-distribution (visual)",
+}
+
+
+def plot_success_vs_gflops(
+    points: list[CurvePoint], path: str | Path, splits: tuple[str, ...] = ("id", "ood")
+) -> Path:
+    """One column per task variant, one row per split; SFT and RL lines with CI bands."""
+    columns = sorted({p.column for p in points})
+    if not columns:
+        raise ValueError("no curve points to plot")
+    fig, axes = plt.subplots(
+        len(splits), len(columns), figsize=(3.6 * len(columns) + 0.8, 3.0 * len(splits)), squeeze=False
+    )
+    for col, column in enumerate(columns):
+        for row, split in enumerate(splits):
+            ax = axes[row][col]
+            for method in METHODS:
+                line = series(points, column, method, split)
+                if not line:
+                    continue
+                x = [p.gflops for p in line]
+                ax.plot(x, [100 * p.success_rate for p in line], label=method, **METHOD_STYLE[method])
+                ax.fill_between(
+                    x,
+                    [100 * p.ci_low for p in line],
+                    [100 * p.ci_high for p in line],
+                    color=METHOD_STYLE[method]["color"],
+                    alpha=0.15,
+                    linewidth=0,
+                )
+            if row == 0:
+                ax.set_title(column)
+            if col == 0:
+                ax.set_ylabel(f"{SPLIT_TITLE.get(split, split)}\nsuccess rate (%)")
+            if row == len(splits) - 1:
+                ax.set_xlabel("training GFLOPs")
+            ax.grid(alpha=0.3)
+            ax.set_ylim(-2, 102)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper right", frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.93, 1))
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_success_vs_turns(
+    results: dict[str, dict[int, tuple[float, float, float]]], path: str | Path
+) -> Path:
+    """Success (with CI) against the number of verification turns allowed at evaluation.
+
+    ``results[label][turns] = (rate, ci_low, ci_high)``.
+    """
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    for label, by_turns in sorted(results.items()):
+        turns = sorted(by_turns)
+        rates = [100 * by_turns[t][0] for t in turns]
+        ax.plot(turns, rates, marker="o", label=label)
+        ax.fill_between(
+            turns, [100 * by_turns[t][1] for t in turns], [100 * by_turns[t][2] for t in turns], alpha=0.15
+        )
+    ax.set_xlabel("verification turns at evaluation")
+    ax.set_ylabel("success rate (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,61 @@
+"""Run a study as named stages that survive interruption.
+
+A finished stage leaves ``stages/<name>.json`` (its result, written atomically); re-running
+the study skips it and reuses the result. A stage that was interrupted has no such file and
+runs again; trainers inside it resume from their own checkpoints, so no work is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+
+class StageRunner:
+    def __init__(self, out_dir: str | Path, console: Console | None = None, total: int | None = None):
+        self.out_dir = Path(out_dir)
+        self.stage_dir = self.out_dir / "stages"
+        self.stage_dir.mkdir(parents=True, exist_ok=True)
+        self.console = console or Console(stderr=True)
+        self.total = total
+        self.index = 0
+        self.started = time.time()
+
+    def result_path(self, name: str) -> Path:
+        return self.stage_dir / f"{name}.json"
+
+    def done(self, name: str) -> bool:
+        return self.result_path(name).is_file()
+
+    def run(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Return the stored result of ``name`` or run ``fn`` and store what it returns."""
+        self.index += 1
+        label = f"[{self.index}/{self.total}]" if self.total else f"[{self.index}]"
+        path = self.result_path(name)
+        if path.is_file():
+            try:
+                result = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                self.console.print(f"{label} {name}: stored result is unreadable, running it again")
+            else:
+                self.console.print(f"{label} {name}: done earlier, skipped")
+                return result
+        self.console.rule(f"{label} stage {name}")
+        start = time.time()
+        result = fn()
+        result = {**result, "stage_seconds": round(time.time() - start, 2)}
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
+        tmp.replace(path)
+        elapsed = time.time() - self.started
+        eta = ""
+        if self.total and self.index < self.total:
+            eta = f", about {elapsed / self.index * (self.total - self.index) / 60:.1f} min left"
+        self.console.print(f"{label} {name}: finished in {result['stage_seconds']:.0f} s{eta}")
+        return result

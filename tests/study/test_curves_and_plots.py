@@ -1,0 +1,76 @@
+import pytest
+from PIL import Image
+
+from sftvsrl.study.curves import CurvePoint, at_matched_compute, read_curves, start_point, write_curves
+from sftvsrl.study.plots import plot_success_vs_gflops, plot_success_vs_turns
+
+
+def point(method, step, gflops, split, rate, column=("GeneralPoints", "L"), rec=None):
+    return CurvePoint(
+        column[0], column[1], method, step, gflops, split, rate, rate - 0.05, rate + 0.05, 100, rec
+    )
+
+
+@pytest.fixture
+def points():
+    pts = []
+    for split, sft_rates, rl_rates in [
+        ("id", [0.2, 0.5, 0.7], [0.2, 0.4, 0.6]),
+        ("ood", [0.1, 0.05, 0.02], [0.1, 0.15, 0.2]),
+    ]:
+        for i, (s, r) in enumerate(zip(sft_rates, rl_rates, strict=True)):
+            pts.append(point("SFT", i, 10.0 * i, split, s))
+            pts.append(point("RL", i, 15.0 * i, split, r))
+    pts.append(point("RL", 3, 50.0, "ood", 0.3))
+    return pts
+
+
+def test_csv_round_trip(tmp_path, points):
+    pts = points + [point("SFT", 0, 0.0, "id", 0.5, column=("GeneralPoints", "VL"), rec=0.8)]
+    path = write_curves(pts, tmp_path / "curves.csv")
+    assert read_curves(path) == pts
+    header = path.read_text().splitlines()[0].split(",")
+    assert header[:9] == [
+        "task",
+        "variant",
+        "method",
+        "step",
+        "gflops",
+        "split",
+        "success_rate",
+        "ci_low",
+        "ci_high",
+    ]
+
+
+def test_bad_csv_names_the_line(tmp_path, points):
+    path = write_curves(points, tmp_path / "curves.csv")
+    lines = path.read_text().splitlines()
+    cells = lines[3].split(",")
+    cells[4] = "not-a-number"  # gflops
+    lines[3] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"curves.csv:4: bad row"):
+        read_curves(path)
+
+
+def test_matched_compute_caps_at_smaller_budget(points):
+    chosen = at_matched_compute(points, "GeneralPoints-L", "ood")
+    # SFT reached 20 GFLOPs; RL went to 50 but is compared at its last point <= 20 (15 GFLOPs).
+    assert chosen["SFT"].gflops == 20.0 and chosen["RL"].gflops == 15.0
+    assert chosen["RL"].success_rate == pytest.approx(0.15)
+    assert start_point(points, "GeneralPoints-L", "ood").gflops == 0.0
+    assert at_matched_compute(points, "VIRL-L", "id") is None
+
+
+def test_plots_are_real_images(tmp_path, points):
+    path = plot_success_vs_gflops(points, tmp_path / "fig.png")
+    with Image.open(path) as img:
+        assert img.width > 300 and img.height > 300
+        assert (
+            len(img.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 10
+        )  # lines, bands and text were drawn
+    turns = plot_success_vs_turns({"RL": {1: (0.1, 0.05, 0.2), 5: (0.3, 0.2, 0.4)}}, tmp_path / "turns.png")
+    assert turns.stat().st_size > 1000
+    with pytest.raises(ValueError):
+        plot_success_vs_gflops([], tmp_path / "none.png")
