@@ -135,3 +135,40 @@ def test_two_cpu_processes_with_gloo(tmp_path):
         len(log) == 1 and log[0]["processes"] == 2 and sum(log[0]["outcomes"].values()) == 18
     )  # 2 processes x 3 envs x 3 answers
     assert (out / "checkpoints/step-00000001/rng_state_1.pt").is_file()
+
+
+def _env_available(env_id: str) -> bool:
+    import importlib
+
+    import gymnasium as gym
+
+    import sftvsrl  # noqa: F401
+
+    module = str(gym.spec(env_id).entry_point).split(":")[0]
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "env_id, model, kwargs",
+    [
+        ("sftvsrl/GeneralPoints-L-v0", "tiny-lm", ["env_kwargs={prompt_style: compact}"]),
+        ("sftvsrl/GeneralPoints-VL-v0", "tiny-vlm", ["env_kwargs={prompt_style: compact}"]),
+        ("sftvsrl/VIRL-L-v0", "tiny-lm", []),
+        ("sftvsrl/VIRL-VL-v0", "tiny-vlm", []),
+    ],
+)
+def test_every_task_trains_through_the_same_trainer(tmp_path, env_id, model, kwargs):
+    if not _env_available(env_id):
+        pytest.skip(f"{env_id} is not implemented on this branch yet")
+    c = load_config(
+        PPOConfig,
+        None,
+        [*BASE, f"init={model}", f"env_id={env_id}", *kwargs, "num_envs=2", "steps_per_env=2",
+         "max_new_tokens=6", "updates=1", "kl_coef=0", f"out_dir={tmp_path / 'run'}"],
+    )
+    log = read_log(train(c))
+    assert sum(log[0]["outcomes"].values()) == 4 and log[0]["entropy"] > 0
