@@ -196,11 +196,14 @@ def apply_lora(model: PreTrainedModel, settings: LoraSettings) -> torch.nn.Modul
     return get_peft_model(model, config)
 
 
-def save_model(pm: PolicyModel, directory: str | Path) -> None:
+def save_model(
+    pm: PolicyModel, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None
+) -> None:
     """Save weights (safetensors) and tokenizer/processor so ``load_model(directory)`` restores them.
 
     A LoRA model is saved as its unmerged base weights plus ``adapter/``: exact for resuming,
-    and ``load_model`` re-attaches the adapters.
+    and ``load_model`` re-attaches the adapters. ``state_dict`` is a full state dict gathered
+    from a sharded (FSDP/DeepSpeed) model, e.g. ``accelerator.get_state_dict(model)``.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -210,7 +213,7 @@ def save_model(pm: PolicyModel, directory: str | Path) -> None:
         base.save_pretrained(directory, state_dict=_base_state_dict(model))
         model.save_pretrained(directory / ADAPTER_DIR)
     else:
-        model.save_pretrained(directory)
+        model.save_pretrained(directory, state_dict=state_dict)
     if pm.processor is not None:
         pm.processor.save_pretrained(directory)
     else:
