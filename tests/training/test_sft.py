@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sftvsrl.cli import main
+from sftvsrl.models.loading import load_model
 from sftvsrl.training.checkpoint import load_checkpoint
 from sftvsrl.training.sft import SFTConfig, lr_factor, train_sft
 from sftvsrl.training.sft_data import DataError, load_sft_jsonl
@@ -16,10 +17,10 @@ from sftvsrl.training.sft_data import DataError, load_sft_jsonl
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _cfg(data: Path, out: Path, **kw) -> SFTConfig:
+def _cfg(train: Path, out: Path, **kw) -> SFTConfig:
     base = {
         "model": "tiny-lm",
-        "data": {"train": str(data)},
+        "data": {"train": str(train)},
         "out_dir": str(out),
         "batch_size": 8,
         "lr": 3e-3,
@@ -189,3 +190,27 @@ def test_two_gloo_processes_match_one_process(tmp_path, addition_jsonl):
     assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in one_log], rel=1e-4)
     pa, pb = ck.pm.model.state_dict(), load_checkpoint(single).pm.model.state_dict()
     assert all(torch.allclose(pa[k], pb[k], atol=1e-5) for k in pa)
+
+
+def test_lora_sft_updates_only_adapters_and_eval_loss_is_logged(tmp_path, addition_jsonl, make_jsonl):
+    held_out = make_jsonl(tmp_path / "eval.jsonl", n=10, seed=1)
+    cfg = _cfg(
+        addition_jsonl,
+        tmp_path / "run",
+        max_steps=2,
+        lora={"r": 4},
+        data={"train": str(addition_jsonl), "eval": str(held_out)},
+        eval_every=1,
+    )
+    path = train_sft(cfg)
+    assert (path / "adapter" / "adapter_config.json").is_file()
+    base = load_checkpoint(path).pm.model
+    fresh = load_model("tiny-lm")
+    trained = {
+        k.replace("base_model.model.", "").replace(".base_layer", ""): v for k, v in base.state_dict().items()
+    }
+    for k, v in fresh.model.state_dict().items():
+        assert torch.equal(trained[k], v), k  # frozen base weights are untouched
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in base.state_dict().items())
+    log = _log(tmp_path / "run")
+    assert all(r["eval_loss"] > 0 for r in log)
