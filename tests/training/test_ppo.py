@@ -158,8 +158,9 @@ def _env_available(env_id: str) -> bool:
     [
         ("sftvsrl/GeneralPoints-L-v0", "tiny-lm", ["env_kwargs={prompt_style: compact}"]),
         ("sftvsrl/GeneralPoints-VL-v0", "tiny-vlm", ["env_kwargs={prompt_style: compact}"]),
-        ("sftvsrl/VIRL-L-v0", "tiny-lm", []),
-        ("sftvsrl/VIRL-VL-v0", "tiny-vlm", []),
+        # V-IRL envs build their street graph first (about 15 s each here): slow set.
+        pytest.param("sftvsrl/VIRL-L-v0", "tiny-lm", [], marks=pytest.mark.slow),
+        pytest.param("sftvsrl/VIRL-VL-v0", "tiny-vlm", [], marks=pytest.mark.slow),
     ],
 )
 def test_every_task_trains_through_the_same_trainer(tmp_path, env_id, model, kwargs):
