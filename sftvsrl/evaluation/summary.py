@@ -7,7 +7,6 @@ from typing import Any
 
 from sftvsrl.evaluation.wilson import wilson_interval
 
-
 # Outcome names that mean "the model misread the image": GeneralPoints-VL's
 # ``misrecognized_*`` (wrong cards) and V-IRL-VL's ``landmark_error``.
 RECOGNITION_FAILURES = ("recogn", "landmark_error")
