@@ -138,6 +138,8 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
         resumed = load_checkpoint(latest, dtype=cfg.dtype)
         pm = resumed.pm
     else:
+        if find_latest_checkpoint(out_dir) is not None:
+            raise ConfigError(f"{out_dir} already holds a run; pass --resume or choose another out_dir")
         pm = load_model(cfg.init, dtype=cfg.dtype, lora=cfg.lora, seed=cfg.seed)
     pm.model.train()
     pad_id = pm.tokenizer.pad_token_id

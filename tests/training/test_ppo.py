@@ -216,3 +216,12 @@ def test_lora_and_bf16_autocast(tmp_path, extra):
     assert log[0]["entropy"] > 0 and math.isfinite(log[0]["v_loss"])
     ckpt = out / "checkpoints/step-00000001"
     assert (ckpt / "adapter").is_dir() == extra[0].startswith("lora")
+
+
+def test_fresh_start_over_an_existing_run_is_refused(tmp_path):
+    from sftvsrl.config import ConfigError
+
+    c = cfg(tmp_path, "run", "updates=1", "steps_per_env=1", "epochs=1", "max_turns=1")
+    train(c)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(c)
