@@ -223,18 +223,14 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
         )
         values, old_logp = values.view(T, E), old_logp.view(T, E)
         boot_keys = list(boot_gens)
-        boot_v = prompt_values(
-            model, value_head, [boot_gens[k] for k in boot_keys], cfg, pad_id, autocast
-        )
+        boot_v = prompt_values(model, value_head, [boot_gens[k] for k in boot_keys], cfg, pad_id, autocast)
         next_values = torch.zeros(T, E)
         next_values[:-1] = values[1:]
         for (t, e), v in zip(boot_keys, boot_v, strict=True):
             next_values[t, e] = v
         ref_token_logp = None
         if ref_model is not None:
-            _, _, ref_token_logp, _ = scored(
-                ref_model, value_head, pm.tokenizer, flat, cfg, pad_id, autocast
-            )
+            _, _, ref_token_logp, _ = scored(ref_model, value_head, pm.tokenizer, flat, cfg, pad_id, autocast)
         model.train()
 
         # ---- 3. advantages with exact episode boundaries ----
