@@ -147,7 +147,7 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
     value_head = ValueHead(hidden, cfg.value_head_inner)
     ref_model = None
     if cfg.kl_coef > 0:
-        ref_model = load_model(cfg.init, dtype=cfg.dtype, trainable=False).model.eval()
+        ref_model = load_model(cfg.init, dtype=cfg.dtype, seed=cfg.seed, trainable=False).model.eval()
         ref_model.requires_grad_(False)
     params = [p for p in pm.model.parameters() if p.requires_grad] + list(value_head.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
@@ -218,9 +218,7 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
 
         # ---- 2. score the buffer: old log-probs, values, bootstrap values, reference log-probs ----
         model.eval()
-        old_logp, values, old_token_logp, weights = scored(
-            model, value_head, pm.tokenizer, flat, cfg, pad_id, autocast
-        )
+        old_logp, values, _, weights = scored(model, value_head, pm.tokenizer, flat, cfg, pad_id, autocast)
         values, old_logp = values.view(T, E), old_logp.view(T, E)
         boot_keys = list(boot_gens)
         boot_v = prompt_values(model, value_head, [boot_gens[k] for k in boot_keys], cfg, pad_id, autocast)
