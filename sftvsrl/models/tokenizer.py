@@ -2,8 +2,9 @@
 
 Built with `tokenizers` and wrapped as a normal HF fast tokenizer, so everything downstream
 (chat template, saving, ``AutoTokenizer`` reloading, processors) treats it like any pretrained
-tokenizer. One token per printable ASCII character keeps the tiny model's vocabulary small
-and makes every card name, digit and operator a token of its own.
+tokenizer. One token per printable ASCII character (plus the Latin-1 letters that street and
+place names use, e.g. Helsinki's "ä", "ö", "å") keeps the tiny model's vocabulary small and
+makes every card name, digit and operator a token of its own.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ CHAT_TEMPLATE = (
 
 
 def char_vocabulary() -> list[str]:
-    """Special tokens first, then printable ASCII and newline (tab/CR/FF are normalised away)."""
+    """Special tokens first, then printable ASCII and newline (tab/CR/FF are normalised away),
+    then the Latin-1 letters (U+00C0 to U+00FF without the signs x and /)."""
     chars = [c for c in string.printable if c not in "\t\r\x0b\x0c"]
+    chars += [chr(code) for code in range(0xC0, 0x100) if chr(code) not in "\u00d7\u00f7"]
     return [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN, IMAGE_TOKEN, *chars]
 
 

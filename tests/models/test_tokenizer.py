@@ -39,3 +39,20 @@ def test_chat_template_marks_assistant_tokens():
     prompt = tok.apply_chat_template(messages[:1], tokenize=False, add_generation_prompt=True)
     full = tok.apply_chat_template(messages, tokenize=False)
     assert full.startswith(prompt)
+
+
+def test_street_and_place_names_are_covered():
+    """Latin-1 names (all but a handful on the bundled maps) tokenize without <unk>."""
+    from sftvsrl.envs.virl.osm import load_city
+
+    tokenizer = build_char_tokenizer()
+    names = set()
+    for city in ("helsinki", "kotka"):
+        city_map = load_city(city)
+        names |= {p.name for p in city_map.places} | {str(e.name) for e in city_map.edges}
+    latin1 = [n for n in names if all(ord(c) < 0x100 for c in n)]
+    assert len(latin1) >= 0.99 * len(names)
+    for name in latin1:
+        ids = tokenizer(name, add_special_tokens=False)["input_ids"]
+        assert tokenizer.unk_token_id not in ids, name
+        assert tokenizer.decode(ids) == name
