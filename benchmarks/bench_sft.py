@@ -1,0 +1,106 @@
+"""SFT training throughput: tokens/s and MFU, fp32 vs bf16 autocast side by side.
+
+MFU is measured against the matmul peak of this machine, measured in the same run (a
+nominal datasheet peak means little on a shared or throttled CPU). Runs the real trainer
+(``SFTTrainer``: encoding, forward, backward, AdamW) on GeneralPoints-shaped rows.
+
+    PYTHONPATH=. python benchmarks/bench_sft.py [--model tiny-lm] [--steps 30] [--batch-size 32]
+
+Run it alone on an idle machine: timings collapse when other heavy processes share the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+from pathlib import Path
+
+from sftvsrl.flops import measure_matmul_peak
+from sftvsrl.training.sft import SFTConfig, SFTTrainer
+
+RANKS = ["A", "2", "3", "4", "5", "6", "7", "8", "9", "10", "J", "Q", "K"]
+
+
+def write_rows(path: Path, n: int, seed: int = 0) -> None:
+    """Rows of GeneralPoints' size (compact prompt + JSON answer, ~90 + ~60 characters)."""
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            cards = [rng.choice(RANKS) for _ in range(4)]
+            nums = [rng.randint(1, 13) for _ in range(4)]
+            prompt = f"24 game. J,Q,K=10. Use each card once, + - * / ( ). Cards: {cards}. Answer JSON."
+            completion = json.dumps(
+                {"cards": cards, "number": nums, "formula": f"({nums[0]}+{nums[1]})*{nums[2]}-{nums[3]}"}
+            )
+            row = {"prompt": prompt, "completion": completion, "env_id": "bench", "env_kwargs": {}, "seed": i}
+            fh.write(json.dumps(row) + "\n")
+
+
+def run(model: str, data: Path, out: Path, bf16: bool, steps: int, batch_size: int, warmup: int) -> dict:
+    cfg = SFTConfig.model_validate(
+        {
+            "model": model,
+            "data": {"train": str(data)},
+            "out_dir": str(out),
+            "bf16": bf16,
+            "batch_size": batch_size,
+            "max_steps": steps,
+            "save_every": 10**9,
+            "keep_last": 1,
+            "progress": False,
+        }
+    )
+    records: list[dict] = []
+    trainer = SFTTrainer(cfg, on_log=records.append)
+    trainer.train()
+    start, end = records[warmup - 1], records[-1]  # leave the first steps out (allocator warm-up)
+    seconds = end["time"] - start["time"]
+    tokens = end["tokens"] - start["tokens"]
+    flops = end["flops"] - start["flops"]
+    return {
+        "n_params": trainer.flops.n_params,
+        "tokens_per_s": tokens / seconds,
+        "flops_per_s": flops / seconds,
+        "peak": trainer.peak,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="tiny-lm")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5, help="steps left out of the timing")
+    ap.add_argument("--batch-size", type=int, default=32)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "rows.jsonl"
+        write_rows(data, args.batch_size * (args.steps + 1))
+        peaks = {
+            "float32": measure_matmul_peak("float32", seconds=1.0),
+            "bfloat16": measure_matmul_peak("bfloat16", seconds=1.0),
+        }
+        results = {}
+        for name, bf16 in (("fp32", False), ("bf16 autocast", True)):
+            r = run(
+                args.model, data, Path(tmp) / name.split()[0], bf16, args.steps, args.batch_size, args.warmup
+            )
+            peak = peaks["bfloat16" if bf16 else "float32"]
+            r["mfu"] = r["flops_per_s"] / peak
+            r["peak_used"] = peak
+            results[name] = r
+    n = results["fp32"]["n_params"]
+    print(f"model {args.model}: {n / 1e6:.2f}M params, batch {args.batch_size}, {args.steps} steps")
+    print(
+        f"matmul peak: fp32 {peaks['float32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bfloat16'] / 1e9:.1f} GFLOP/s"
+    )
+    print(f"{'mode':<15}{'tokens/s':>12}{'GFLOP/s':>10}{'MFU':>8}")
+    for name, r in results.items():
+        print(f"{name:<15}{r['tokens_per_s']:>12,.0f}{r['flops_per_s'] / 1e9:>10.2f}{100 * r['mfu']:>7.1f}%")
+    ratio = results["bf16 autocast"]["tokens_per_s"] / results["fp32"]["tokens_per_s"]
+    print(f"bf16 autocast / fp32 tokens/s: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def write_addition_jsonl(path: Path, n: int = 64, seed: int = 0, images: bool = False) -> Path:
+    """Tiny prompt/completion rows in the `sftvsrl data` format (a learnable toy task)."""
+    rng = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            a, b = rng.randint(1, 9), rng.randint(1, 9)
+            row = {
+                "prompt": f"{a}+{b}=",
+                "completion": str(a + b),
+                "env_id": "toy",
+                "env_kwargs": {},
+                "seed": i,
+            }
+            if images:
+                name = f"img/{i}.png"
+                (path.parent / "img").mkdir(exist_ok=True)
+                arr = np.full((24, 24, 3), 20 * a, dtype=np.uint8)
+                Image.fromarray(arr).save(path.parent / name)
+                row["images"] = [name]
+            fh.write(json.dumps(row) + "\n")
+    return path
+
+
+@pytest.fixture
+def addition_jsonl(tmp_path):
+    return write_addition_jsonl(tmp_path / "data" / "train.jsonl")
+
+
+@pytest.fixture
+def make_jsonl():
+    return write_addition_jsonl
