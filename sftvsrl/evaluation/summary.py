@@ -1,0 +1,47 @@
+"""Turn per-episode evaluation records into the summary a study reads."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from sftvsrl.evaluation.wilson import wilson_interval
+
+
+def answer_recognized(info: dict[str, Any]) -> bool | None:
+    """Whether the answer read the visual input right: ``info["recognized"]`` when the env
+    reports it (None = not assessable, e.g. unparsable answer), else False exactly when the
+    outcome names a recognition failure (e.g. GeneralPoints-VL's wrong ``cards``)."""
+    if "recognized" in info:
+        value = info["recognized"]
+        return None if value is None else bool(value)
+    outcome = str(info.get("outcome", ""))
+    return "recogn" not in outcome.lower()
+
+
+def summarize(records: list[dict[str, Any]], vision: bool) -> dict[str, Any]:
+    """Success rate with a 95% Wilson interval, outcome counts, turns, returns, recognition."""
+    n = len(records)
+    wins = sum(1 for r in records if r["success"])
+    lo, hi = wilson_interval(wins, n)
+    final = Counter(r["final_outcome"] for r in records)
+    per_answer = Counter(t["outcome"] for r in records for t in r["turns"])
+    answers = sum(len(r["turns"]) for r in records)
+    out: dict[str, Any] = {
+        "episodes": n,
+        "successes": wins,
+        "success_rate": wins / n if n else 0.0,
+        "ci95": [lo, hi],
+        "final_outcomes": dict(sorted(final.items())),
+        "answer_outcomes": dict(sorted(per_answer.items())),
+        "answers": answers,
+        "mean_turns": answers / n if n else 0.0,
+        "mean_return": sum(r["return"] for r in records) / n if n else 0.0,
+    }
+    recog = [t["recognized"] for r in records for t in r["turns"] if t.get("recognized") is not None]
+    if vision or any("recognized" in t for r in records for t in r["turns"]):
+        k = sum(1 for x in recog if x)
+        out["recognition_accuracy"] = k / len(recog) if recog else None
+        out["recognition_ci95"] = list(wilson_interval(k, len(recog))) if recog else None
+        out["recognition_answers"] = len(recog)
+    return out

@@ -1,0 +1,23 @@
+"""``sftvsrl rl --config configs/gp_l_tiny_rl.yaml init=<sft checkpoint> [--resume]``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config (see configs/gp_l_tiny_rl.yaml)")
+    p.add_argument("--resume", action="store_true", help="continue from out_dir's latest checkpoint")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. init=runs/sft")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sftvsrl.config import load_config
+    from sftvsrl.training.ppo_config import PPOConfig
+
+    cfg = load_config(PPOConfig, args.config, args.overrides)
+    from sftvsrl.training.ppo import train
+
+    out = train(cfg, resume=args.resume)
+    print(f"rl: logs in {out / 'log.jsonl'}, checkpoints in {out / 'checkpoints'}")
+    return 0

@@ -1,0 +1,125 @@
+import json
+
+import pytest
+
+from sftvsrl.cli import main
+from sftvsrl.evaluation.runner import evaluate
+from sftvsrl.evaluation.summary import answer_recognized, summarize
+from sftvsrl.training.rollout import Generation
+
+
+class ScriptedEngine:
+    """Answers from a fixed function of the prompt, so outcomes are known in advance."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.batches = []
+
+    def generate(self, observations, *, max_new_tokens, temperature, do_sample, seed):
+        self.batches.append(len(observations))
+        out = []
+        for obs in observations:
+            text = obs["text"] if isinstance(obs, dict) else obs
+            out.append(Generation(self.answer(text), [1, 2], [3]))
+        return out
+
+
+def expert_after_one_miss(prompt: str) -> str:
+    digit = prompt.split("Say ")[1][0]
+    return digit if "[Attempt 1]" in prompt else "x"
+
+
+def test_multi_turn_batches_and_summary():
+    engine = ScriptedEngine(expert_after_one_miss)
+    records, summary = evaluate(engine, "sftvsrl-test/Toy-v0", {}, episodes=5, max_turns=3, num_envs=2)
+    assert [r["episode"] for r in records] == [0, 1, 2, 3, 4]
+    assert all(r["num_turns"] == 2 and r["success"] for r in records)
+    assert records[0]["turns"][0]["outcome"] == "no_digit"
+    assert "[Attempt 1]" in records[0]["turns"][1]["prompt"]
+    assert summary["successes"] == 5 and summary["mean_turns"] == 2.0
+    assert summary["answer_outcomes"] == {"correct": 5, "no_digit": 5}
+    assert summary["mean_return"] == pytest.approx(2.0)
+    assert max(engine.batches) == 2 and sum(engine.batches) == 10
+
+
+def test_truncated_episodes_count_as_failures_and_seeds_are_fixed():
+    engine = ScriptedEngine(lambda p: "x")
+    recs, summary = evaluate(
+        engine, "sftvsrl-test/Toy-v0", {"split": "test"}, episodes=4, max_turns=2, num_envs=3
+    )
+    assert summary["success_rate"] == 0.0 and summary["final_outcomes"] == {"no_digit": 4}
+    assert all(r["truncated"] and r["num_turns"] == 2 for r in recs)
+    again, _ = evaluate(engine, "sftvsrl-test/Toy-v0", {"split": "test"}, episodes=4, max_turns=2, num_envs=1)
+    assert [r["expert_answer"] for r in recs] == [r["expert_answer"] for r in again]
+
+
+def test_recognition_accuracy_for_vision():
+    assert answer_recognized({"outcome": "recognition_failure"}) is False
+    assert answer_recognized({"outcome": "correct"}) is True
+    assert answer_recognized({"recognized": None, "outcome": "x"}) is None
+    engine = ScriptedEngine(lambda p: "x" if "[Attempt" not in p else p.split("Say ")[1][0])
+    _, summary = evaluate(engine, "sftvsrl-test/Toy-VL-v0", {}, episodes=3, max_turns=3, num_envs=3)
+    # First answers are unparsable (not assessable), second answers right: accuracy 3/3.
+    assert summary["recognition_accuracy"] == 1.0 and summary["recognition_answers"] == 3
+    s = summarize(
+        [
+            {
+                "success": False,
+                "final_outcome": "o",
+                "return": 0.0,
+                "turns": [{"outcome": "o", "recognized": False}, {"outcome": "o", "recognized": True}],
+            }
+        ],
+        vision=True,
+    )
+    assert s["recognition_accuracy"] == 0.5
+
+
+def test_cli_tiny_model_end_to_end(tmp_path, capsys):
+    out = tmp_path / "ev"
+    rc = main(
+        [
+            "eval",
+            "--model",
+            "tiny-lm",
+            "--env",
+            "sftvsrl-test/Toy-v0",
+            "--env-kwargs",
+            "split=test",
+            "--episodes",
+            "3",
+            "--max-turns",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["episodes"] == 3 and summary["model"] == "tiny-lm"
+    lines = (out / "episodes.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(x)["turns"] for x in lines)
+    assert "success" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "/no/such/model", "--env", "sftvsrl-test/Toy-v0"], "model not found"),
+        (["--model", "tiny-lm", "--env", "sftvsrl/NoSuchEnv-v0"], "unknown environment"),
+        (
+            ["--model", "tiny-lm", "--env", "sftvsrl-test/Toy-v0", "--env-kwargs", "colour=red"],
+            "cannot create",
+        ),
+        (
+            ["--model", "tiny-lm", "--env", "sftvsrl-test/Toy-v0", "--env-kwargs", "split=val"],
+            "cannot create",
+        ),
+    ],
+)
+def test_cli_clear_errors(tmp_path, capsys, args, message):
+    rc = main(["eval", *args, "--episodes", "1", "--out", str(tmp_path)])
+    assert rc == 2
+    assert message in capsys.readouterr().err
