@@ -117,8 +117,9 @@ def measure_matmul_peak(
     import torch
 
     dt = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}[dtype]
-    a = torch.randn(size, size, device=device, dtype=dt)
-    b = torch.randn(size, size, device=device, dtype=dt)
+    g = torch.Generator(device=device).manual_seed(0)  # never touch the global RNG (exact resume)
+    a = torch.randn(size, size, device=device, dtype=dt, generator=g)
+    b = torch.randn(size, size, device=device, dtype=dt, generator=g)
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     for _ in range(2):
         a @ b

@@ -129,6 +129,10 @@ class SFTTrainer:
         resume_from = find_latest_checkpoint(self.run_dir) if resume else None
         if resume and resume_from is None:
             raise ConfigError(f"--resume: no complete checkpoint under {self.run_dir}/checkpoints")
+        if not resume and find_latest_checkpoint(self.run_dir) is not None:
+            raise ConfigError(
+                f"{self.run_dir} already holds a run: pass --resume to continue it, or another out_dir"
+            )
         if resume_from is not None:
             ck = load_checkpoint(resume_from, dtype=cfg.dtype, trainable=True)
             self.pm, state = ck.pm, ck.trainer_state
@@ -164,11 +168,11 @@ class SFTTrainer:
         self.step = int(state.get("step", 0))
         self.elapsed = float(state.get("elapsed", 0.0))
         self.examples = int(state.get("examples", 0))
-        if ck is not None:
-            ck.restore_rng(self.acc.process_index)
-            if self.acc.is_main_process:
-                self._truncate_log(self.step)
         self.peak = measure_matmul_peak("bfloat16" if cfg.bf16 else "float32", device=str(self.acc.device))
+        if ck is not None:  # last, so that nothing after it draws from the restored RNG
+            ck.restore_rng(self.acc.process_index)
+        if self.acc.is_main_process:
+            self._truncate_log(self.step)  # drop lines after the checkpoint (all of them if fresh)
         if self.acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             dump_config(cfg, self.run_dir / "config.yaml")

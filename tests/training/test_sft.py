@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sftvsrl.cli import main
+from sftvsrl.config import ConfigError
 from sftvsrl.models.loading import load_model
 from sftvsrl.training.checkpoint import load_checkpoint
 from sftvsrl.training.sft import SFTConfig, lr_factor, train_sft
@@ -70,12 +71,14 @@ def test_cli_end_to_end_loss_decreases(tmp_path, addition_jsonl):
     assert ck.trainer_state["flops"]["total_flops"] == 6 * n * log[-1]["tokens"] == log[-1]["flops"]
 
 
-def test_resume_is_exact(tmp_path, addition_jsonl):
-    """A run interrupted after step 5 (checkpoint at 3) and resumed equals an uninterrupted run."""
-    full = _cfg(addition_jsonl, tmp_path / "full", max_steps=8, save_every=3)
+@pytest.mark.parametrize("lora", [None, {"r": 4, "dropout": 0.2}], ids=["full", "lora-dropout"])
+def test_resume_is_exact(tmp_path, addition_jsonl, lora):
+    """A run interrupted after step 5 (checkpoint at 3) and resumed equals an uninterrupted run.
+    With LoRA dropout every step draws random numbers, so RNG restoring is checked too."""
+    full = _cfg(addition_jsonl, tmp_path / "full", max_steps=7, save_every=3, lora=lora)
     train_sft(full)
 
-    cut = _cfg(addition_jsonl, tmp_path / "cut", max_steps=8, save_every=3)
+    cut = _cfg(addition_jsonl, tmp_path / "cut", max_steps=7, save_every=3, lora=lora)
 
     def stop_at_5(record):
         if record["step"] == 5:
@@ -83,10 +86,12 @@ def test_resume_is_exact(tmp_path, addition_jsonl):
 
     with pytest.raises(KeyboardInterrupt):
         train_sft(cut, on_log=stop_at_5)
+    with pytest.raises(ConfigError, match="--resume"):
+        train_sft(cut)  # a second fresh start into the same folder is refused
     train_sft(cut, resume=True)
 
     a, b = _log(tmp_path / "full"), _log(tmp_path / "cut")
-    assert [r["step"] for r in b] == list(range(1, 9))
+    assert [r["step"] for r in b] == list(range(1, 8))
     assert [r["loss"] for r in a] == [r["loss"] for r in b]
     assert [r["flops"] for r in a] == [r["flops"] for r in b]
     pa = load_checkpoint(tmp_path / "full").pm.model.state_dict()

@@ -1,0 +1,103 @@
+"""Rollout and PPO-update throughput of the tiny model, against plain HF ``generate`` at batch 1.
+
+    PYTHONPATH=. python benchmarks/bench_rollout_ppo.py [--model tiny-lm] [--batch 32]
+        [--prompts 32] [--new-tokens 64] [--threads N]
+
+Prints generated tokens/s for (a) a baseline loop of ``model.generate`` on one prompt at a
+time and (b) the batched :class:`HFRolloutEngine` over the same prompts, their ratio, and the
+PPO update throughput (forward + backward over prompt+answer tokens, with the value head and
+the losses, in micro-batches). Prompts are GeneralPoints-L compact prompts of fixed seeds.
+Run it alone on the machine: timings collapse when other jobs share the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="tiny-lm")
+    ap.add_argument("--env", default="sftvsrl/GeneralPoints-L-v0")
+    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--micro-batch", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from sftvsrl.models.loading import load_model
+    from sftvsrl.training.ppo_batch import collate, forward_policy_value
+    from sftvsrl.training.ppo_math import ValueHead, masked_mean, policy_loss, value_loss
+    from sftvsrl.training.rollout import HFRolloutEngine, make_envs
+
+    pm = load_model(args.model)
+    kwargs = {"prompt_style": "compact"} if "GeneralPoints" in args.env else {}
+    env = make_envs(args.env, kwargs, 1)[0]
+    prompts = [env.reset(seed=i)[0] for i in range(args.prompts)]
+    engine = HFRolloutEngine(pm, batch_size=args.batch)
+    gen_kw = dict(max_new_tokens=args.new_tokens, temperature=1.0, do_sample=True)
+    # Force full-length answers so both sides generate the same number of tokens.
+    pm.model.generation_config.min_new_tokens = args.new_tokens
+
+    engine.generate(prompts[:2], seed=0, **gen_kw)  # warm-up
+    t = time.perf_counter()
+    n_base = 0
+    for i, p in enumerate(prompts):
+        n_base += plain_generate(pm, p, i, args.new_tokens)
+    base_s = time.perf_counter() - t
+
+    t = time.perf_counter()
+    gens = engine.generate(prompts, seed=1, **gen_kw)
+    batch_s = time.perf_counter() - t
+    n_batch = sum(len(g.answer_ids) for g in gens)
+
+    head = ValueHead(pm.model.get_input_embeddings().embedding_dim)
+    opt = torch.optim.AdamW(list(pm.model.parameters()) + list(head.parameters()), lr=1e-5)
+    pad = pm.tokenizer.pad_token_id
+    t = time.perf_counter()
+    trained = 0
+    for i in range(0, len(gens), args.micro_batch):
+        batch = collate(gens[i : i + args.micro_batch], pad)
+        out = forward_policy_value(pm.model, head, batch)
+        rows = torch.ones(len(out["seq_logp"]))
+        old = out["seq_logp"].detach()
+        pg, _ = policy_loss(out["seq_logp"], old, torch.randn(len(rows)), 0.1, rows)
+        loss = pg + 0.5 * value_loss(out["values"], out["values"].detach(), torch.randn(len(rows)), rows)
+        loss = loss - 0.01 * masked_mean(out["entropy"], out["mask"])
+        loss.backward()
+        trained += int(batch["attention_mask"].sum())
+    opt.step()
+    train_s = time.perf_counter() - t
+
+    print(
+        f"model {args.model} ({pm.n_params / 1e6:.2f}M params), {args.prompts} prompts, "
+        f"{args.new_tokens} new tokens, torch threads {torch.get_num_threads()}"
+    )
+    print(f"{'':34s}{'tokens':>8s}{'seconds':>9s}{'tokens/s':>10s}")
+    print(f"{'HF generate, batch 1 (baseline)':34s}{n_base:8d}{base_s:9.2f}{n_base / base_s:10.1f}")
+    print(f"{f'rollout engine, batch {args.batch}':34s}{n_batch:8d}{batch_s:9.2f}{n_batch / batch_s:10.1f}")
+    print(f"{'PPO update (fwd+bwd, prompt+answer)':34s}{trained:8d}{train_s:9.2f}{trained / train_s:10.1f}")
+    print(f"rollout speed-up over baseline: {(n_batch / batch_s) / (n_base / base_s):.1f}x")
+
+
+@torch.no_grad()
+def plain_generate(pm, prompt, seed, new_tokens) -> int:
+    """The baseline: ``model.generate`` on one chat-templated prompt; returns new tokens."""
+    from sftvsrl.models.encoding import encode_prompts
+
+    enc = encode_prompts(pm, [prompt])
+    torch.manual_seed(seed)
+    out = pm.model.generate(
+        **enc, max_new_tokens=new_tokens, do_sample=True, top_k=0, **pm.generation_kwargs()
+    )
+    return out.shape[1] - enc["input_ids"].shape[1]
+
+
+if __name__ == "__main__":
+    main()
