@@ -17,7 +17,17 @@ from sftvsrl.models.loading import LoraSettings
 
 TaskName = Literal["GeneralPoints-L", "GeneralPoints-VL", "VIRL-L", "VIRL-VL"]
 # Keys the study sets itself; an override of them would break the study's bookkeeping.
-_SFT_OWNED = {"model", "data", "out_dir", "seed", "save_every", "keep_last", "max_steps", "epochs", "progress"}
+_SFT_OWNED = {
+    "model",
+    "data",
+    "out_dir",
+    "seed",
+    "save_every",
+    "keep_last",
+    "max_steps",
+    "epochs",
+    "progress",
+}
 _RL_OWNED = {"init", "out_dir", "env_id", "env_kwargs", "seed", "updates", "save_every", "keep_checkpoints"}
 
 
@@ -60,14 +70,20 @@ TASKS: dict[str, TaskSpec] = {
         "L",
         "sftvsrl/VIRL-L-v0",
         {"action_space": "absolute", "split": "train"},
-        {"id": {"action_space": "absolute", "split": "test"}, "ood": {"action_space": "relative", "split": "test"}},
+        {
+            "id": {"action_space": "absolute", "split": "test"},
+            "ood": {"action_space": "relative", "split": "test"},
+        },
     ),
     "VIRL-VL": TaskSpec(
         "VIRL",
         "VL",
         "sftvsrl/VIRL-VL-v0",
         {"action_space": "absolute", "split": "train"},
-        {"id": {"action_space": "absolute", "split": "test"}, "ood": {"action_space": "relative", "split": "test"}},
+        {
+            "id": {"action_space": "absolute", "split": "test"},
+            "ood": {"action_space": "relative", "split": "test"},
+        },
     ),
 }
 
@@ -156,8 +172,12 @@ class Ablations(StrictModel):
 
 class StudyConfig(StrictModel):
     preset: str = "custom"
-    model: str = Field("tiny-lm", description="text tasks: tiny-lm, smollm2-135m-instruct or a local HF folder")
-    vision_model: str | None = Field(None, description="-VL tasks (default: tiny-vlm when model is tiny-lm, else model)")
+    model: str = Field(
+        "tiny-lm", description="text tasks: tiny-lm, smollm2-135m-instruct or a local HF folder"
+    )
+    vision_model: str | None = Field(
+        None, description="-VL tasks (default: tiny-vlm when model is tiny-lm, else model)"
+    )
     tasks: list[TaskName] = Field(default_factory=lambda: ["GeneralPoints-L"], min_length=1)
     prompt_style: Literal["compact", "full"] = "compact"
     seed: int = 0
@@ -201,7 +221,9 @@ class StudyConfig(StrictModel):
     @property
     def pretrain(self) -> bool:
         """Stage 0 runs only for a text model built from scratch."""
-        return self.corpus.enabled and self.model == "tiny-lm" and any(not TASKS[t].vision for t in self.tasks)
+        return (
+            self.corpus.enabled and self.model == "tiny-lm" and any(not TASKS[t].vision for t in self.tasks)
+        )
 
 
 def task_spec(name: str) -> TaskSpec:

@@ -118,9 +118,7 @@ def dirs_row(rng: random.Random) -> dict[str, str]:
 _MAKERS = {"arith": arith_row, "cards": cards_row, "dirs": dirs_row}
 
 
-def corpus_rows(
-    n: int, seed: int = 0, mix: dict[str, float] | None = None
-) -> Iterator[dict[str, str]]:
+def corpus_rows(n: int, seed: int = 0, mix: dict[str, float] | None = None) -> Iterator[dict[str, str]]:
     """``n`` rows drawn with weights ``mix`` (default arithmetic 0.6, cards 0.25, directions 0.15)."""
     mix = mix or {"arith": 0.6, "cards": 0.25, "dirs": 0.15}
     unknown = set(mix) - set(KINDS)

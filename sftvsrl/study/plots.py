@@ -97,8 +97,12 @@ def plot_recognition_vs_gflops(points: list[CurvePoint], path: str | Path) -> Pa
         line = [p for p in points if p.method == method and p.split == "id" and p.recognition_acc is not None]
         line.sort(key=lambda p: (p.gflops, p.step))
         if line:
-            ax.plot([p.gflops for p in line], [100 * p.recognition_acc for p in line], label=method,
-                    **METHOD_STYLE[method])
+            ax.plot(
+                [p.gflops for p in line],
+                [100 * p.recognition_acc for p in line],
+                label=method,
+                **METHOD_STYLE[method],
+            )
     ax.set_xlabel("training GFLOPs")
     ax.set_ylabel("card-recognition accuracy (%)")
     ax.grid(alpha=0.3)

@@ -65,7 +65,9 @@ def export_model(ckpt: Path, dest: Path) -> Path:
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(
-        ckpt, tmp, ignore=lambda _d, names: [n for n in names if n in _STATE_ONLY or n.startswith("rng_state")]
+        ckpt,
+        tmp,
+        ignore=lambda _d, names: [n for n in names if n in _STATE_ONLY or n.startswith("rng_state")],
     )
     tmp.replace(dest)
     return dest
@@ -112,8 +114,17 @@ class Study:
 
     # ------------------------------------------------------------------------- trainers
 
-    def sft_config(self, model: str, train: Path, out_dir: Path, steps: int, save_every: int,
-                   overrides: dict[str, Any], eval_file: Path | None = None, eval_every: int | None = None):
+    def sft_config(
+        self,
+        model: str,
+        train: Path,
+        out_dir: Path,
+        steps: int,
+        save_every: int,
+        overrides: dict[str, Any],
+        eval_file: Path | None = None,
+        eval_every: int | None = None,
+    ):
         from sftvsrl.training.sft import SFTConfig
 
         is_ckpt = (Path(model) / "trainer_state.json").is_file()
@@ -165,9 +176,17 @@ class Study:
 
     # ------------------------------------------------------------------------- evaluation
 
-    def evaluate(self, ckpt: str | Path, spec: TaskSpec, split_kwargs: dict[str, Any], cache: Path,
-                 *, episodes: int | None = None, max_turns: int | None = None, seed: int | None = None
-                 ) -> dict[str, Any]:
+    def evaluate(
+        self,
+        ckpt: str | Path,
+        spec: TaskSpec,
+        split_kwargs: dict[str, Any],
+        cache: Path,
+        *,
+        episodes: int | None = None,
+        max_turns: int | None = None,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
         """Summary of one evaluation, cached in ``cache`` (re-runs read it back)."""
         if cache.is_file():
             return json.loads(cache.read_text(encoding="utf-8"))
@@ -176,8 +195,9 @@ class Study:
         from sftvsrl.training.rollout import HFRolloutEngine
 
         ev = self.cfg.eval
-        pm = load_model(str(ckpt), dtype=self.cfg.dtype if self.cfg.dtype != "float16" else "float32",
-                        trainable=False)
+        pm = load_model(
+            str(ckpt), dtype=self.cfg.dtype if self.cfg.dtype != "float16" else "float32", trainable=False
+        )
         engine = HFRolloutEngine(pm, batch_size=ev.num_envs)
         _, summary = evaluate(
             engine,
@@ -236,10 +256,21 @@ class Study:
 
         def validate(path: Path) -> None:
             step = int(_ckpt_state(path)["step"])
-            summary = self.evaluate(path, spec, spec.splits["id"], val_dir / f"step-{step:08d}.json",
-                                    episodes=i.val_episodes, seed=val_seed)
-            entry = {"step": step, "checkpoint": str(path), "val_success": summary["success_rate"],
-                     "gflops": ckpt_gflops(path), "val_loss": _eval_loss_at(run_dir, step)}
+            summary = self.evaluate(
+                path,
+                spec,
+                spec.splits["id"],
+                val_dir / f"step-{step:08d}.json",
+                episodes=i.val_episodes,
+                seed=val_seed,
+            )
+            entry = {
+                "step": step,
+                "checkpoint": str(path),
+                "val_success": summary["success_rate"],
+                "gflops": ckpt_gflops(path),
+                "val_loss": _eval_loss_at(run_dir, step),
+            }
             history.append(entry)
             if i.patience and i.select == "val_success" and len(history) > i.patience:
                 best = max(h["val_success"] for h in history[: -i.patience])
@@ -251,7 +282,12 @@ class Study:
             if validate_cached.is_file():
                 validate(path)
         sft = self.sft_config(
-            base, Path(data["init"]), run_dir, i.steps, i.eval_every, i.sft,
+            base,
+            Path(data["init"]),
+            run_dir,
+            i.steps,
+            i.eval_every,
+            i.sft,
             eval_file=Path(data["val"]) if i.select == "val_loss" else None,
             eval_every=i.eval_every if i.select == "val_loss" else None,
         )
@@ -274,39 +310,61 @@ class Study:
             chosen = min(history, key=lambda h: (h["val_loss"], h["step"]))
         else:  # best validation success; ties go to the earlier (less trained) checkpoint
             chosen = max(history, key=lambda h: (h["val_success"], -h["step"]))
-        return {"checkpoint": chosen["checkpoint"], "step": chosen["step"], "gflops": chosen["gflops"],
-                "history": history, "stopped_early": stopped_early, "select": i.select}
+        return {
+            "checkpoint": chosen["checkpoint"],
+            "step": chosen["step"],
+            "gflops": chosen["gflops"],
+            "history": history,
+            "stopped_early": stopped_early,
+            "select": i.select,
+        }
 
     def stage2_rl(self, name: str, spec: TaskSpec, init: dict[str, Any]) -> dict[str, Any]:
         run_dir = self.out / name / "stage2_rl"
         final = self.run_rl(spec, init["checkpoint"], run_dir, self.cfg.stage2.rl_updates)
         return {"run_dir": str(run_dir), "final": str(final), "gflops": ckpt_gflops(final)}
 
-    def stage2_sft(self, name: str, spec: TaskSpec, init: dict[str, Any], rl: dict[str, Any],
-                   data: dict[str, Any]) -> dict[str, Any]:
+    def stage2_sft(
+        self, name: str, spec: TaskSpec, init: dict[str, Any], rl: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
         s = self.cfg.stage2
         budget = s.budget_gflops if s.budget_gflops is not None else rl["gflops"] - init["gflops"]
         n_params, tokens_per_step = _sft_rate(self.out / name / "stage1_init", s.sft, self.cfg)
         steps = max(1, round(budget * 1e9 / (6 * n_params * tokens_per_step)))
         run_dir = self.out / name / "stage2_sft"
-        sft = self.sft_config(init["checkpoint"], Path(data["more"]), run_dir, steps,
-                              max(1, steps // s.evals), s.sft)
+        sft = self.sft_config(
+            init["checkpoint"], Path(data["more"]), run_dir, steps, max(1, steps // s.evals), s.sft
+        )
         final = self.run_sft(sft)
-        return {"run_dir": str(run_dir), "final": str(final), "steps": steps,
-                "budget_gflops": budget, "gflops": ckpt_gflops(final)}
+        return {
+            "run_dir": str(run_dir),
+            "final": str(final),
+            "steps": steps,
+            "budget_gflops": budget,
+            "gflops": ckpt_gflops(final),
+        }
 
     def evaluate_curves(self, name: str, spec: TaskSpec, init: dict[str, Any]) -> dict[str, Any]:
         from rich.progress import Progress
 
-        runs = {"SFT": checkpoints(self.out / name / "stage2_sft"), "RL": checkpoints(self.out / name / "stage2_rl")}
-        jobs = [("init", 0, Path(init["checkpoint"]))] + [(m, st, p) for m, pts in runs.items() for st, p in pts]
+        runs = {
+            "SFT": checkpoints(self.out / name / "stage2_sft"),
+            "RL": checkpoints(self.out / name / "stage2_rl"),
+        }
+        jobs = [("init", 0, Path(init["checkpoint"]))] + [
+            (m, st, p) for m, pts in runs.items() for st, p in pts
+        ]
         points = []
         with Progress(transient=True) as bar:
             task = bar.add_task(f"evaluating {name}", total=len(jobs) * len(spec.splits))
             for method, step, path in jobs:
                 for split, kwargs in spec.splits.items():
-                    summary = self.evaluate(path, spec, kwargs,
-                                            self.out / name / "evals" / method / f"step-{step:08d}" / f"{split}.json")
+                    summary = self.evaluate(
+                        path,
+                        spec,
+                        kwargs,
+                        self.out / name / "evals" / method / f"step-{step:08d}" / f"{split}.json",
+                    )
                     bar.advance(task)
                     methods = ("SFT", "RL") if method == "init" else (method,)
                     for m in methods:
@@ -317,8 +375,13 @@ class Study:
         out: dict[str, dict[str, list[float]]] = {}
         for label, path in (("init", init["checkpoint"]), ("SFT", sft["final"]), ("RL", rl["final"])):
             for turns in self.cfg.ablations.turns:
-                s = self.evaluate(path, spec, spec.splits["ood"],
-                                  self.out / name / "evals" / "turns" / label / f"ood-{turns}.json", max_turns=turns)
+                s = self.evaluate(
+                    path,
+                    spec,
+                    spec.splits["ood"],
+                    self.out / name / "evals" / "turns" / label / f"ood-{turns}.json",
+                    max_turns=turns,
+                )
                 out.setdefault(label, {})[str(turns)] = [s["success_rate"], *s["ci95"]]
         return {"ood": out}
 
@@ -335,8 +398,14 @@ class Study:
     def overfit_start(self, name: str, init: dict[str, Any], data: dict[str, Any]) -> str:
         a = self.cfg.ablations
         run_dir = self.out / name / "ablation_rl_from_overfit" / "sft"
-        sft = self.sft_config(init["checkpoint"], Path(data["init"]), run_dir, a.overfit_steps,
-                              a.overfit_steps, self.cfg.init.sft)
+        sft = self.sft_config(
+            init["checkpoint"],
+            Path(data["init"]),
+            run_dir,
+            a.overfit_steps,
+            a.overfit_steps,
+            self.cfg.init.sft,
+        )
         return str(self.run_sft(sft))
 
     # ------------------------------------------------------------------------- the study
@@ -366,20 +435,31 @@ class Study:
             if a.turns:
                 self.stage(f"{name}.turns", lambda n=name, s=spec: self.turns_ablation(n, s, init, sft, rl))
             if a.rl_from_base:
-                self.stage(f"{name}.rl_from_base", lambda n=name, s=spec, b=base: self.rl_from(n, s, "rl_from_base", b))
+                self.stage(
+                    f"{name}.rl_from_base",
+                    lambda n=name, s=spec, b=base: self.rl_from(n, s, "rl_from_base", b),
+                )
             if a.rl_from_overfit:
                 self.stage(
                     f"{name}.rl_from_overfit",
-                    lambda n=name, s=spec: self.rl_from(n, s, "rl_from_overfit", self.overfit_start(n, init, data)),
+                    lambda n=name, s=spec: self.rl_from(
+                        n, s, "rl_from_overfit", self.overfit_start(n, init, data)
+                    ),
                 )
         return self.write_outputs(points)
 
     def write_outputs(self, points: list[CurvePoint]) -> Path:
-        from sftvsrl.study.plots import plot_recognition_vs_gflops, plot_success_vs_gflops, plot_success_vs_turns
+        from sftvsrl.study.plots import (
+            plot_recognition_vs_gflops,
+            plot_success_vs_gflops,
+            plot_success_vs_turns,
+        )
         from sftvsrl.study.report import write_report
 
         write_curves(points, self.out / "curves.csv")
-        splits = ("id", "ood", "visual_ood") if any(p.split == "visual_ood" for p in points) else ("id", "ood")
+        splits = (
+            ("id", "ood", "visual_ood") if any(p.split == "visual_ood" for p in points) else ("id", "ood")
+        )
         plot_success_vs_gflops(points, self.out / "success_vs_gflops.png", splits=splits)
         if any(p.recognition_acc is not None for p in points):
             plot_recognition_vs_gflops(points, self.out / "recognition_vs_gflops.png")
@@ -406,48 +486,83 @@ class Study:
         out = []
         pre = self.results.get("pretrain")
         if pre:
-            out.append(("Stage 0: pretraining on the generated corpus",
-                        f"{pre['rows']} corpus rows, {pre['gflops']:.3g} GFLOPs (not counted in the curves: it "
-                        "stands in for the paper's pretraining). Base model: `base_model/`."))
+            out.append(
+                (
+                    "Stage 0: pretraining on the generated corpus",
+                    f"{pre['rows']} corpus rows, {pre['gflops']:.3g} GFLOPs (not counted in the curves: it "
+                    "stands in for the paper's pretraining). Base model: `base_model/`.",
+                )
+            )
         for name in self.specs:
             init = self.results.get(f"{name}.init")
             if init:
                 hist = ", ".join(f"step {h['step']}: {100 * h['val_success']:.1f}%" for h in init["history"])
-                out.append((f"{name}: stage 1 (SFT init)",
-                            f"Validation ID success by checkpoint: {hist}. Selected step {init['step']} "
-                            f"({init['select']}; stopped early: {init['stopped_early']}), "
-                            f"{init['gflops']:.3g} GFLOPs = X at init (6N·D_init)."))
+                out.append(
+                    (
+                        f"{name}: stage 1 (SFT init)",
+                        f"Validation ID success by checkpoint: {hist}. Selected step {init['step']} "
+                        f"({init['select']}; stopped early: {init['stopped_early']}), "
+                        f"{init['gflops']:.3g} GFLOPs = X at init (6N·D_init).",
+                    )
+                )
             sft, rl = self.results.get(f"{name}.sft"), self.results.get(f"{name}.rl")
             if sft and rl:
-                out.append((f"{name}: stage 2 compute",
-                            f"RL: {rl['gflops']:.3g} GFLOPs total; SFT: {sft['steps']} steps for a stage-2 budget of "
-                            f"{sft['budget_gflops']:.3g} GFLOPs, {sft['gflops']:.3g} GFLOPs total."))
+                out.append(
+                    (
+                        f"{name}: stage 2 compute",
+                        f"RL: {rl['gflops']:.3g} GFLOPs total; SFT: {sft['steps']} steps for a stage-2 budget of "
+                        f"{sft['budget_gflops']:.3g} GFLOPs, {sft['gflops']:.3g} GFLOPs total.",
+                    )
+                )
             turns = self.results.get(f"{name}.turns")
             if turns:
-                lines = ["| model | " + " | ".join(f"{t} turns" for t in self.cfg.ablations.turns) + " |",
-                         "|---" * (len(self.cfg.ablations.turns) + 1) + "|"]
+                lines = [
+                    "| model | " + " | ".join(f"{t} turns" for t in self.cfg.ablations.turns) + " |",
+                    "|---" * (len(self.cfg.ablations.turns) + 1) + "|",
+                ]
                 for label, by in turns["ood"].items():
-                    lines.append(f"| {label} | " + " | ".join(_pct(by[str(t)]) for t in self.cfg.ablations.turns) + " |")
-                out.append((f"{name}: verification turns at evaluation (OOD)",
-                            "\n".join(lines) + f"\n\n![turns](success_vs_turns_{name}.png)"))
-            for label, title in (("rl_from_base", "RL from the base model (no SFT)"),
-                                 ("rl_from_overfit", "RL from an over-fitted SFT checkpoint")):
+                    lines.append(
+                        f"| {label} | "
+                        + " | ".join(_pct(by[str(t)]) for t in self.cfg.ablations.turns)
+                        + " |"
+                    )
+                out.append(
+                    (
+                        f"{name}: verification turns at evaluation (OOD)",
+                        "\n".join(lines) + f"\n\n![turns](success_vs_turns_{name}.png)",
+                    )
+                )
+            for label, title in (
+                ("rl_from_base", "RL from the base model (no SFT)"),
+                ("rl_from_overfit", "RL from an over-fitted SFT checkpoint"),
+            ):
                 res = self.results.get(f"{name}.{label}")
                 if res:
                     r = res["results"]
-                    out.append((f"{name}: {title}",
-                                "| | ID | OOD |\n|---|---|---|\n"
-                                f"| start | {_pct(r['start.id'])} | {_pct(r['start.ood'])} |\n"
-                                f"| after RL ({res['gflops']:.3g} GFLOPs) | {_pct(r['after_rl.id'])} | "
-                                f"{_pct(r['after_rl.ood'])} |"))
+                    out.append(
+                        (
+                            f"{name}: {title}",
+                            "| | ID | OOD |\n|---|---|---|\n"
+                            f"| start | {_pct(r['start.id'])} | {_pct(r['start.ood'])} |\n"
+                            f"| after RL ({res['gflops']:.3g} GFLOPs) | {_pct(r['after_rl.id'])} | "
+                            f"{_pct(r['after_rl.ood'])} |",
+                        )
+                    )
         return out
 
 
 # ----------------------------------------------------------------------------- functions
 
 
-def write_expert(spec: TaskSpec, kwargs: dict[str, Any], n: int, seed: int, out: Path,
-                 multi_turn_fraction: float, prompt_style: str) -> Path:
+def write_expert(
+    spec: TaskSpec,
+    kwargs: dict[str, Any],
+    n: int,
+    seed: int,
+    out: Path,
+    multi_turn_fraction: float,
+    prompt_style: str,
+) -> Path:
     """Expert rows for a task through the data modules (varied formulas, revision rows)."""
     from sftvsrl.data.expert import write_expert_jsonl
 
@@ -457,15 +572,27 @@ def write_expert(spec: TaskSpec, kwargs: dict[str, Any], n: int, seed: int, out:
 
         rule = kwargs["rule"]
         return write_expert_jsonl(
-            out, spec.env_id, env_kwargs, n, seed, progress=False, expert_fn=varied_expert,
+            out,
+            spec.env_id,
+            env_kwargs,
+            n,
+            seed,
+            progress=False,
+            expert_fn=varied_expert,
             wrong_fn=lambda info, rng: wrong_answer(info, rng, spec.vision, rule),
             multi_turn_fraction=multi_turn_fraction,
         )
     from sftvsrl.data.virl import make_wrong_fn
 
     return write_expert_jsonl(
-        out, spec.env_id, env_kwargs, n, seed, progress=False,
-        wrong_fn=make_wrong_fn(kwargs["action_space"]), multi_turn_fraction=multi_turn_fraction,
+        out,
+        spec.env_id,
+        env_kwargs,
+        n,
+        seed,
+        progress=False,
+        wrong_fn=make_wrong_fn(kwargs["action_space"]),
+        multi_turn_fraction=multi_turn_fraction,
     )
 
 
@@ -496,12 +623,24 @@ def _sft_rate(init_run: Path, overrides: dict[str, Any], cfg: StudyConfig) -> tu
     return n_params, per_row * batch
 
 
-def _point(spec: TaskSpec, method: str, step: int, gflops: float, split: str, s: dict[str, Any]) -> CurvePoint:
+def _point(
+    spec: TaskSpec, method: str, step: int, gflops: float, split: str, s: dict[str, Any]
+) -> CurvePoint:
     lo, hi = s["ci95"]
     return CurvePoint(
-        task=spec.task, variant=spec.variant, method=method, step=step, gflops=gflops, split=split,
-        success_rate=float(s["success_rate"]), ci_low=float(lo), ci_high=float(hi), episodes=int(s["episodes"]),
-        recognition_acc=s.get("recognition_accuracy") if spec.task == "GeneralPoints" and spec.vision else None,
+        task=spec.task,
+        variant=spec.variant,
+        method=method,
+        step=step,
+        gflops=gflops,
+        split=split,
+        success_rate=float(s["success_rate"]),
+        ci_low=float(lo),
+        ci_high=float(hi),
+        episodes=int(s["episodes"]),
+        recognition_acc=s.get("recognition_accuracy")
+        if spec.task == "GeneralPoints" and spec.vision
+        else None,
     )
 
 
@@ -515,12 +654,15 @@ def _versions() -> str:
 
     import sftvsrl
 
-    return (f"python {platform.python_version()}, torch {torch.__version__}, transformers "
-            f"{transformers.__version__}, sftvsrl {getattr(sftvsrl, '__version__', '?')}, {platform.machine()}")
+    return (
+        f"python {platform.python_version()}, torch {torch.__version__}, transformers "
+        f"{transformers.__version__}, sftvsrl {getattr(sftvsrl, '__version__', '?')}, {platform.machine()}"
+    )
 
 
-def run_study(cfg: StudyConfig, out: str | Path, *, command: str = "",
-              after_stage: Callable[[str], None] | None = None) -> Path:
+def run_study(
+    cfg: StudyConfig, out: str | Path, *, command: str = "", after_stage: Callable[[str], None] | None = None
+) -> Path:
     """Run (or resume) the study in ``out``; returns the path of ``report.md``."""
     start = time.time()
     report = Study(cfg, out, command=command or " ".join(sys.argv), after_stage=after_stage).run()

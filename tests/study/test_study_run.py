@@ -1,0 +1,95 @@
+"""End to end: the smoke preset, interrupted after stage 1 and resumed (the CI check)."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sftvsrl.config import load_config
+from sftvsrl.study.config import StudyConfig
+from sftvsrl.study.run import run_study
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "configs" / "study" / "smoke.yaml"
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_smoke_study_end_to_end_with_interruption(tmp_path):
+    torch.set_num_threads(1)
+    cfg = load_config(StudyConfig, SMOKE, ["threads=1"])
+    out = tmp_path / "smoke"
+    seen = []
+
+    def kill_after_init(name):
+        seen.append(name)
+        if name == "GeneralPoints-L.init":
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_study(cfg, out, after_stage=kill_after_init)
+    assert seen == ["pretrain", "GeneralPoints-L.data", "GeneralPoints-L.init"]
+    assert not (out / "curves.csv").exists()
+    init_result = (out / "stages" / "GeneralPoints-L.init.json").read_text()
+
+    rerun = []
+    report = run_study(cfg, out, after_stage=rerun.append)
+    assert (out / "stages" / "GeneralPoints-L.init.json").read_text() == init_result  # skipped, not redone
+    assert rerun[-3:] == ["GeneralPoints-L.rl", "GeneralPoints-L.sft", "GeneralPoints-L.eval"]
+
+    with (out / "curves.csv").open() as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    for column in (
+        "task",
+        "variant",
+        "method",
+        "step",
+        "gflops",
+        "split",
+        "success_rate",
+        "ci_low",
+        "ci_high",
+    ):
+        assert column in reader.fieldnames
+    assert {r["method"] for r in rows} == {"SFT", "RL"}
+    assert {r["split"] for r in rows} == {"id", "ood"}
+    for method in ("SFT", "RL"):
+        gflops = sorted(float(r["gflops"]) for r in rows if r["method"] == method)
+        assert gflops[-1] > gflops[0] > 0  # curves start at the init's compute and go on
+        assert all(
+            0 <= float(r["ci_low"]) <= float(r["success_rate"]) <= float(r["ci_high"]) <= 1 for r in rows
+        )
+    png = out / "success_vs_gflops.png"
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    text = report.read_text()
+    assert (
+        "| GeneralPoints-L | ood |" in text and "## What this run found" in text and "preset: smoke" in text
+    )
+
+
+def test_cli_rejects_a_bad_override(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sftvsrl",
+            "study",
+            "--config",
+            str(SMOKE),
+            "--out",
+            str(tmp_path),
+            "init.steps=-3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "init.steps" in proc.stderr and "Traceback" not in proc.stderr
