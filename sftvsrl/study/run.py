@@ -7,6 +7,7 @@ most one checkpoint interval. Evaluations are cached one file per (checkpoint, s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
@@ -299,10 +300,8 @@ class Study:
         done = {h["step"] for h in history}
         for step, path in checkpoints(run_dir):  # e.g. the final step when not a multiple
             if step not in done:
-                try:
+                with contextlib.suppress(_StopTraining):
                     validate(path)
-                except _StopTraining:
-                    pass
         history.sort(key=lambda h: h["step"])
         if i.select == "last":
             chosen = history[-1]
@@ -424,29 +423,27 @@ class Study:
             base_text = self.stage("pretrain", self.pretrain)["base"]
         points: list[CurvePoint] = []
         for name, spec in self.specs.items():
-            base = base_text if not spec.vision else self.cfg.model_for(spec)
-            data = self.stage(f"{name}.data", lambda n=name, s=spec: self.task_data(n, s))
-            init = self.stage(f"{name}.init", lambda n=name, s=spec, b=base: self.init_sft(n, s, b, data))
-            rl = self.stage(f"{name}.rl", lambda n=name, s=spec: self.stage2_rl(n, s, init))
-            sft = self.stage(f"{name}.sft", lambda n=name, s=spec: self.stage2_sft(n, s, init, rl, data))
-            curves = self.stage(f"{name}.eval", lambda n=name, s=spec: self.evaluate_curves(n, s, init))
-            points += [CurvePoint(**p) for p in curves["points"]]
-            a = self.cfg.ablations
-            if a.turns:
-                self.stage(f"{name}.turns", lambda n=name, s=spec: self.turns_ablation(n, s, init, sft, rl))
-            if a.rl_from_base:
-                self.stage(
-                    f"{name}.rl_from_base",
-                    lambda n=name, s=spec, b=base: self.rl_from(n, s, "rl_from_base", b),
-                )
-            if a.rl_from_overfit:
-                self.stage(
-                    f"{name}.rl_from_overfit",
-                    lambda n=name, s=spec: self.rl_from(
-                        n, s, "rl_from_overfit", self.overfit_start(n, init, data)
-                    ),
-                )
+            points += self.run_task(name, spec, base_text if not spec.vision else self.cfg.model_for(spec))
         return self.write_outputs(points)
+
+    def run_task(self, name: str, spec: TaskSpec, base: str) -> list[CurvePoint]:
+        """Stages 1 and 2, the curves and the ablations of one task variant."""
+        data = self.stage(f"{name}.data", lambda: self.task_data(name, spec))
+        init = self.stage(f"{name}.init", lambda: self.init_sft(name, spec, base, data))
+        rl = self.stage(f"{name}.rl", lambda: self.stage2_rl(name, spec, init))
+        sft = self.stage(f"{name}.sft", lambda: self.stage2_sft(name, spec, init, rl, data))
+        curves = self.stage(f"{name}.eval", lambda: self.evaluate_curves(name, spec, init))
+        a = self.cfg.ablations
+        if a.turns:
+            self.stage(f"{name}.turns", lambda: self.turns_ablation(name, spec, init, sft, rl))
+        if a.rl_from_base:
+            self.stage(f"{name}.rl_from_base", lambda: self.rl_from(name, spec, "rl_from_base", base))
+        if a.rl_from_overfit:
+            self.stage(
+                f"{name}.rl_from_overfit",
+                lambda: self.rl_from(name, spec, "rl_from_overfit", self.overfit_start(name, init, data)),
+            )
+        return [CurvePoint(**p) for p in curves["points"]]
 
     def write_outputs(self, points: list[CurvePoint]) -> Path:
         from sftvsrl.study.plots import (
