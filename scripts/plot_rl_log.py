@@ -1,6 +1,6 @@
 """Plot a PPO run's reward and success rate per update from its ``log.jsonl``.
 
-    python scripts/plot_rl_log.py runs/gp_l_tiny_rl/log.jsonl docs/figures/rl_curve.png
+python scripts/plot_rl_log.py runs/gp_l_tiny_rl/log.jsonl docs/figures/rl_curve.png
 """
 
 from __future__ import annotations

@@ -7,16 +7,20 @@ from typing import Any
 
 from sftvsrl.evaluation.wilson import wilson_interval
 
+# Outcome names that mean "the model misread the image": GeneralPoints-VL's
+# ``misrecognized_*`` (wrong cards) and V-IRL-VL's ``landmark_error``.
+RECOGNITION_FAILURES = ("recogn", "landmark_error")
+
 
 def answer_recognized(info: dict[str, Any]) -> bool | None:
     """Whether the answer read the visual input right: ``info["recognized"]`` when the env
     reports it (None = not assessable, e.g. unparsable answer), else False exactly when the
-    outcome names a recognition failure (e.g. GeneralPoints-VL's wrong ``cards``)."""
+    outcome names a recognition failure."""
     if "recognized" in info:
         value = info["recognized"]
         return None if value is None else bool(value)
-    outcome = str(info.get("outcome", ""))
-    return "recogn" not in outcome.lower()
+    outcome = str(info.get("outcome", "")).lower()
+    return not any(marker in outcome for marker in RECOGNITION_FAILURES)
 
 
 def summarize(records: list[dict[str, Any]], vision: bool) -> dict[str, Any]:

@@ -123,3 +123,43 @@ def test_cli_clear_errors(tmp_path, capsys, args, message):
     rc = main(["eval", *args, "--episodes", "1", "--out", str(tmp_path)])
     assert rc == 2
     assert message in capsys.readouterr().err
+
+
+def test_landmark_errors_count_as_recognition_failures():
+    assert answer_recognized({"outcome": "landmark_error"}) is False
+    assert answer_recognized({"outcome": "misrecognized_cards"}) is False
+    assert answer_recognized({"outcome": "wrong_action"}) is True
+
+
+def test_generalpoints_vl_recognition_accuracy_from_the_real_env():
+    # Four aces are never the dealt hand of these seeds: every answer misreads the cards.
+    wrong_cards = '{"cards": ["A", "A", "A", "A"], "number": [1, 1, 1, 1], "formula": "1+1+1+1"}'
+    engine = ScriptedEngine(lambda p: wrong_cards)
+    records, summary = evaluate(
+        engine,
+        "sftvsrl/GeneralPoints-VL-v0",
+        {"prompt_style": "compact"},
+        episodes=3,
+        max_turns=2,
+        num_envs=3,
+    )
+    assert all(r["final_outcome"].startswith("misrecognized") for r in records)
+    assert summary["recognition_accuracy"] == 0.0 and summary["recognition_answers"] == 6
+
+
+def test_tiny_vlm_evaluates_generalpoints_vl():
+    from sftvsrl.models.loading import load_model
+    from sftvsrl.training.rollout import HFRolloutEngine
+
+    engine = HFRolloutEngine(load_model("tiny-vlm"))
+    records, summary = evaluate(
+        engine,
+        "sftvsrl/GeneralPoints-VL-v0",
+        {"prompt_style": "compact"},
+        episodes=2,
+        max_turns=1,
+        num_envs=2,
+        max_new_tokens=4,
+    )
+    assert summary["episodes"] == 2 and "recognition_accuracy" in summary
+    assert all(len(r["turns"]) == 1 for r in records)
