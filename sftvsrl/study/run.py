@@ -263,6 +263,7 @@ class Study:
                 spec.splits["id"],
                 val_dir / f"step-{step:08d}.json",
                 episodes=i.val_episodes,
+                max_turns=1,  # first-answer success: cheap, and what SFT directly trains
                 seed=val_seed,
             )
             entry = {
@@ -278,10 +279,6 @@ class Study:
                 if all(h["val_success"] <= best for h in history[-i.patience :]):
                     raise _StopTraining
 
-        for _, path in checkpoints(run_dir):  # validations already done before an interruption
-            validate_cached = val_dir / f"step-{int(_ckpt_state(path)['step']):08d}.json"
-            if validate_cached.is_file():
-                validate(path)
         sft = self.sft_config(
             base,
             Path(data["init"]),
@@ -294,6 +291,9 @@ class Study:
         )
         stopped_early = False
         try:
+            for step, path in checkpoints(run_dir):  # validations done before an interruption
+                if (val_dir / f"step-{step:08d}.json").is_file():
+                    validate(path)
             self.run_sft(sft, on_checkpoint=validate)
         except _StopTraining:
             stopped_early = True

@@ -93,3 +93,35 @@ def test_cli_rejects_a_bad_override(tmp_path):
     )
     assert proc.returncode == 2
     assert "init.steps" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_ablations_run_and_are_reported(tmp_path):
+    """Turns sweep, RL from the base model and RL from an over-fitted start, on a toy budget."""
+    torch.set_num_threads(1)
+    cfg = load_config(
+        StudyConfig,
+        SMOKE,
+        [
+            "threads=1",
+            "corpus.enabled=false",
+            "init.steps=10",
+            "init.eval_every=10",
+            "stage2.rl_updates=1",
+            "eval.episodes=4",
+            "eval.num_envs=4",
+            "ablations.turns=[1,2]",
+            "ablations.rl_from_base=true",
+            "ablations.rl_from_overfit=true",
+            "ablations.overfit_steps=3",
+        ],
+    )
+    out = tmp_path / "abl"
+    report = run_study(cfg, out).read_text()
+    assert not (out / "stages" / "pretrain.json").exists()  # corpus disabled: base is a fresh tiny-lm
+    assert (out / "success_vs_turns_GeneralPoints-L.png").stat().st_size > 1000
+    assert "verification turns at evaluation (OOD)" in report
+    assert "RL from the base model (no SFT)" in report
+    assert "RL from an over-fitted SFT checkpoint" in report
+    overfit = (out / "GeneralPoints-L" / "ablation_rl_from_overfit" / "sft" / "checkpoints").iterdir()
+    assert [p.name for p in overfit] == ["step-00000003"]  # 3 more steps from the init checkpoint
