@@ -101,6 +101,7 @@ class CorpusStage(StrictModel):
     rows: int = Field(20000, gt=0)
     mix: dict[str, float] | None = Field(None, description="weights of arith / cards / dirs")
     steps: int = Field(300, gt=0)
+    probe_rows: int = Field(256, ge=0, description="fresh corpus rows to check the base model on (0: skip)")
     sft: dict[str, Any] = Field(default_factory=dict, description="SFTConfig overrides (lr, batch_size, ...)")
 
     @model_validator(mode="after")

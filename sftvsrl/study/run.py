@@ -229,7 +229,14 @@ class Study:
         sft = self.sft_config("tiny-lm", data, run_dir, c.steps, max(1, c.steps // 2), c.sft)
         ckpt = self.run_sft(sft)
         base = export_model(ckpt, self.out / "base_model")
-        return {"base": str(base), "checkpoint": str(ckpt), "gflops": ckpt_gflops(ckpt), "rows": c.rows}
+        probe = corpus_accuracy(base, c.probe_rows, seed=self.cfg.seed + 7919, mix=c.mix)
+        return {
+            "base": str(base),
+            "checkpoint": str(ckpt),
+            "gflops": ckpt_gflops(ckpt),
+            "rows": c.rows,
+            "probe_accuracy": probe,
+        }
 
     def task_data(self, name: str, spec: TaskSpec) -> dict[str, Any]:
         i = self.cfg.init
@@ -487,7 +494,11 @@ class Study:
                 (
                     "Stage 0: pretraining on the generated corpus",
                     f"{pre['rows']} corpus rows, {pre['gflops']:.3g} GFLOPs (not counted in the curves: it "
-                    "stands in for the paper's pretraining). Base model: `base_model/`.",
+                    "stands in for the paper's pretraining). Base model: `base_model/`. Greedy exact-match "
+                    "accuracy of the base model on fresh corpus draws (short expressions can repeat "
+                    "training rows): "
+                    + ", ".join(f"{k} {100 * v:.0f}%" for k, v in pre.get("probe_accuracy", {}).items())
+                    + ".",
                 )
             )
         for name in self.specs:
@@ -591,6 +602,25 @@ def write_expert(
         wrong_fn=make_wrong_fn(kwargs["action_space"]),
         multi_turn_fraction=multi_turn_fraction,
     )
+
+
+def corpus_accuracy(
+    model: str | Path, n: int, seed: int, mix: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Greedy exact-match accuracy per corpus kind on ``n`` fresh draws: did stage 0 teach anything?"""
+    from sftvsrl.models.loading import load_model
+    from sftvsrl.study.corpus import corpus_rows
+    from sftvsrl.training.rollout import HFRolloutEngine
+
+    if n <= 0:
+        return {}
+    rows = list(corpus_rows(n, seed=seed, mix=mix))
+    engine = HFRolloutEngine(load_model(str(model), trainable=False), batch_size=64)
+    gens = engine.generate([r["prompt"] for r in rows], max_new_tokens=64, do_sample=False)
+    hits: dict[str, list[bool]] = {}
+    for row, gen in zip(rows, gens, strict=True):
+        hits.setdefault(row["kind"], []).append(gen.text.strip() == row["completion"])
+    return {kind: sum(v) / len(v) for kind, v in sorted(hits.items())}
 
 
 def _eval_loss_at(run_dir: Path, step: int) -> float | None:

@@ -1,6 +1,7 @@
 """End to end: the smoke preset, interrupted after stage 1 and resumed (the CI check)."""
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
