@@ -73,6 +73,9 @@ def test_smoke_study_end_to_end_with_interruption(tmp_path):
     assert (
         "| GeneralPoints-L | ood |" in text and "## What this run found" in text and "preset: smoke" in text
     )
+    probe = json.loads((out / "stages" / "pretrain.json").read_text())["probe_accuracy"]
+    assert set(probe) <= {"arith", "cards", "dirs"} and all(0 <= v <= 1 for v in probe.values())
+    assert "Greedy exact-match accuracy of the base model" in text
 
 
 def test_cli_rejects_a_bad_override(tmp_path):
