@@ -114,7 +114,14 @@ def pad_rows(rows: list[torch.Tensor], width: int) -> torch.Tensor:
 def train(cfg: PPOConfig, resume: bool = False) -> Path:
     """Run PPO as configured; returns the output folder."""
     # cpu=True without CUDA: under torchrun, accelerate then joins the processes with gloo.
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    # bf16 autocast is ours, not accelerate's mixed_precision: accelerate fixes that setting
+    # once per process, and several runs (tests, a study) may share one process.
+    device_type = accelerator.device.type
+
+    def autocast():
+        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16)
+
     rank, world = accelerator.process_index, accelerator.num_processes
     out_dir = Path(cfg.out_dir)
     if accelerator.is_main_process:
@@ -131,6 +138,8 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
         resumed = load_checkpoint(latest, dtype=cfg.dtype)
         pm = resumed.pm
     else:
+        if find_latest_checkpoint(out_dir) is not None:
+            raise ConfigError(f"{out_dir} already holds a run; pass --resume or choose another out_dir")
         pm = load_model(cfg.init, dtype=cfg.dtype, lora=cfg.lora, seed=cfg.seed)
     pm.model.train()
     pad_id = pm.tokenizer.pad_token_id
@@ -138,7 +147,7 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
     value_head = ValueHead(hidden, cfg.value_head_inner)
     ref_model = None
     if cfg.kl_coef > 0:
-        ref_model = load_model(cfg.init, dtype=cfg.dtype, trainable=False).model.eval()
+        ref_model = load_model(cfg.init, dtype=cfg.dtype, seed=cfg.seed, trainable=False).model.eval()
         ref_model.requires_grad_(False)
     params = [p for p in pm.model.parameters() if p.requires_grad] + list(value_head.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
@@ -179,7 +188,7 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
         boot_gens: dict[tuple[int, int], Generation] = {}  # (t, e) -> state to bootstrap from
         episodes, outcomes = [], Counter()
         episode_return = [0.0] * E
-        with accelerator.autocast():
+        with autocast():
             for t in range(T):
                 obs = [pool.obs[e] for e in range(E)]
                 step_gens = engine.generate(
@@ -209,23 +218,17 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
 
         # ---- 2. score the buffer: old log-probs, values, bootstrap values, reference log-probs ----
         model.eval()
-        old_logp, values, old_token_logp, weights = scored(
-            model, value_head, pm.tokenizer, flat, cfg, pad_id, accelerator.autocast
-        )
+        old_logp, values, _, weights = scored(model, value_head, pm.tokenizer, flat, cfg, pad_id, autocast)
         values, old_logp = values.view(T, E), old_logp.view(T, E)
         boot_keys = list(boot_gens)
-        boot_v = prompt_values(
-            model, value_head, [boot_gens[k] for k in boot_keys], cfg, pad_id, accelerator.autocast
-        )
+        boot_v = prompt_values(model, value_head, [boot_gens[k] for k in boot_keys], cfg, pad_id, autocast)
         next_values = torch.zeros(T, E)
         next_values[:-1] = values[1:]
         for (t, e), v in zip(boot_keys, boot_v, strict=True):
             next_values[t, e] = v
         ref_token_logp = None
         if ref_model is not None:
-            _, _, ref_token_logp, _ = scored(
-                ref_model, value_head, pm.tokenizer, flat, cfg, pad_id, accelerator.autocast
-            )
+            _, _, ref_token_logp, _ = scored(ref_model, value_head, pm.tokenizer, flat, cfg, pad_id, autocast)
         model.train()
 
         # ---- 3. advantages with exact episode boundaries ----
@@ -259,7 +262,7 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
                     batch = collate(chunk, pad_id)
                     A = batch["answer_width"]
                     w = pad_rows([weights[i] for i in idx], A)
-                    with accelerator.autocast():
+                    with autocast():
                         out = forward_policy_value(model, value_head, batch, w)
                     dev = out["seq_logp"].device
                     sel = torch.tensor(idx)

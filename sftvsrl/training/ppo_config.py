@@ -48,7 +48,7 @@ class PPOConfig(StrictModel):
     value_head_inner: int | None = Field(None, gt=0)
     # runtime
     dtype: Literal["float32", "bfloat16"] = "float32"
-    mixed_precision: Literal["no", "bf16"] = "no"
+    bf16: bool = Field(False, description="bf16 autocast (about 3x faster on CPU from ~10M params up)")
     lora: LoraSettings | None = None
     seed: int = 0
     save_every: int = Field(1, gt=0)

@@ -106,7 +106,9 @@ class HFRolloutEngine:
         was_training = model.training
         model.eval()
         try:
-            with torch.random.fork_rng(devices=[]):
+            # Seeded sampling must not disturb the caller's RNG streams (CPU and the model's GPU).
+            device = next(model.parameters()).device
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 if seed is not None:
                     torch.manual_seed(seed)
                 for start in range(0, len(observations), self.batch_size):

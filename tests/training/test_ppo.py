@@ -1,6 +1,7 @@
 """End-to-end PPO on the tiny model and the toy env: real updates, exact resume, 2 processes."""
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -206,3 +207,21 @@ def test_entropy_kl_and_grad_clipping_change_the_update(tmp_path):
     for name, extra in variants:
         other = weights(name, *extra)
         assert any(not torch.equal(base[k], other[k]) for k in base), name
+
+
+@pytest.mark.parametrize("extra", [["lora={r: 4, alpha: 8}"], ["bf16=true"]])
+def test_lora_and_bf16_autocast(tmp_path, extra):
+    out = train(cfg(tmp_path, "run", "updates=1", "steps_per_env=2", "epochs=1", "max_turns=1", *extra))
+    log = read_log(out)
+    assert log[0]["entropy"] > 0 and math.isfinite(log[0]["v_loss"])
+    ckpt = out / "checkpoints/step-00000001"
+    assert (ckpt / "adapter").is_dir() == extra[0].startswith("lora")
+
+
+def test_fresh_start_over_an_existing_run_is_refused(tmp_path):
+    from sftvsrl.config import ConfigError
+
+    c = cfg(tmp_path, "run", "updates=1", "steps_per_env=1", "epochs=1", "max_turns=1")
+    train(c)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(c)
