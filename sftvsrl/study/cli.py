@@ -13,11 +13,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sftvsrl.config import load_config
-    from sftvsrl.study.config import StudyConfig
+    from sftvsrl.study.config import load_study_config
     from sftvsrl.study.run import run_study
 
-    cfg = load_config(StudyConfig, args.config, args.overrides)
+    cfg = load_study_config(args.config, args.overrides)
     command = "sftvsrl study " + " ".join([f"--config {args.config}", f"--out {args.out}", *args.overrides])
     report = run_study(cfg, args.out, command=command)
     print(report, file=sys.stdout)

@@ -8,11 +8,12 @@ overrides, validated against the trainers' own configs so a typo fails at load t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from sftvsrl.config import ConfigError, StrictModel, format_validation_error
+from sftvsrl.config import ConfigError, StrictModel, format_validation_error, load_config
 from sftvsrl.models.loading import LoraSettings
 
 TaskName = Literal["GeneralPoints-L", "GeneralPoints-VL", "VIRL-L", "VIRL-VL"]
@@ -192,26 +193,6 @@ class StudyConfig(StrictModel):
     eval: EvalSettings = Field(default_factory=EvalSettings)
     ablations: Ablations = Field(default_factory=Ablations)
 
-    @model_validator(mode="after")
-    def _check(self) -> StudyConfig:
-        from sftvsrl.training.ppo_config import PPOConfig
-        from sftvsrl.training.sft import SFTConfig
-
-        for where, overrides in (
-            ("corpus.sft", self.corpus.sft),
-            ("init.sft", self.init.sft),
-            ("stage2.sft", self.stage2.sft),
-        ):
-            try:
-                SFTConfig.model_validate({"data": {"train": "x"}, **overrides})
-            except ValidationError as exc:
-                raise ValueError(format_validation_error(exc, where)) from None
-        try:
-            PPOConfig.model_validate(self.stage2.rl)
-        except ValidationError as exc:
-            raise ValueError(format_validation_error(exc, "stage2.rl")) from None
-        return self
-
     def model_for(self, spec: TaskSpec) -> str:
         if not spec.vision:
             return self.model
@@ -225,6 +206,31 @@ class StudyConfig(StrictModel):
         return (
             self.corpus.enabled and self.model == "tiny-lm" and any(not TASKS[t].vision for t in self.tasks)
         )
+
+
+def check_trainer_overrides(cfg: StudyConfig) -> StudyConfig:
+    """Validate the ``sft``/``rl`` pass-through sections against the trainers' own configs,
+    so a typo fails before hours of earlier stages have run."""
+    from sftvsrl.training.ppo_config import PPOConfig
+    from sftvsrl.training.sft import SFTConfig
+
+    sections = [
+        ("corpus.sft", SFTConfig, {"data": {"train": "x"}, **cfg.corpus.sft}),
+        ("init.sft", SFTConfig, {"data": {"train": "x"}, **cfg.init.sft}),
+        ("stage2.sft", SFTConfig, {"data": {"train": "x"}, **cfg.stage2.sft}),
+        ("stage2.rl", PPOConfig, dict(cfg.stage2.rl)),
+    ]
+    for where, cls, data in sections:
+        try:
+            cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, where)) from None
+    return cfg
+
+
+def load_study_config(path: str | Path | None, overrides: list[str] | None = None) -> StudyConfig:
+    """A validated study config: the file, the ``key=value`` overrides, and the trainer sections."""
+    return check_trainer_overrides(load_config(StudyConfig, path, overrides))
 
 
 def task_spec(name: str) -> TaskSpec:

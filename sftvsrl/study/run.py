@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from sftvsrl.study.config import StudyConfig, TaskSpec, task_spec
+from sftvsrl.study.config import StudyConfig, TaskSpec, check_trainer_overrides, task_spec
 from sftvsrl.study.curves import CurvePoint, write_curves
 from sftvsrl.study.stages import StageRunner
 
@@ -93,7 +93,7 @@ class Study:
         command: str = "",
         after_stage: Callable[[str], None] | None = None,
     ) -> None:
-        self.cfg = cfg
+        self.cfg = check_trainer_overrides(cfg)
         self.out = Path(out)
         self.command = command
         self.after_stage = after_stage

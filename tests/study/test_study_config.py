@@ -2,26 +2,26 @@ from pathlib import Path
 
 import pytest
 
-from sftvsrl.config import ConfigError, load_config
-from sftvsrl.study.config import StudyConfig
+from sftvsrl.config import ConfigError
+from sftvsrl.study.config import load_study_config
 
 PRESETS = Path(__file__).resolve().parents[2] / "configs" / "study"
 
 
 @pytest.mark.parametrize("name", ["smoke", "cpu", "paper"])
 def test_presets_validate(name):
-    cfg = load_config(StudyConfig, PRESETS / f"{name}.yaml")
+    cfg = load_study_config(PRESETS / f"{name}.yaml")
     assert cfg.preset == name
     assert "GeneralPoints-L" in cfg.tasks
 
 
 def test_smoke_is_tiny_and_pretrains():
-    cfg = load_config(StudyConfig, PRESETS / "smoke.yaml")
+    cfg = load_study_config(PRESETS / "smoke.yaml")
     assert cfg.model == "tiny-lm" and cfg.pretrain and cfg.tasks == ["GeneralPoints-L"]
 
 
 def test_paper_uses_a_local_model_without_stage_0():
-    cfg = load_config(StudyConfig, PRESETS / "paper.yaml")
+    cfg = load_study_config(PRESETS / "paper.yaml")
     assert not cfg.pretrain and cfg.model != "tiny-lm"
 
 
@@ -37,4 +37,4 @@ def test_paper_uses_a_local_model_without_stage_0():
 )
 def test_bad_values_are_clear_errors(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config(StudyConfig, PRESETS / "smoke.yaml", [override])
+        load_study_config(PRESETS / "smoke.yaml", [override])

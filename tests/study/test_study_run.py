@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sftvsrl.config import load_config
-from sftvsrl.study.config import StudyConfig
+from sftvsrl.config import ConfigError
+from sftvsrl.study.config import load_study_config
 from sftvsrl.study.run import run_study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ class Killed(Exception):
 @pytest.mark.slow
 def test_smoke_study_end_to_end_with_interruption(tmp_path):
     torch.set_num_threads(1)
-    cfg = load_config(StudyConfig, SMOKE, ["threads=1"])
+    cfg = load_study_config(SMOKE, ["threads=1"])
     out = tmp_path / "smoke"
     seen = []
 
@@ -99,12 +99,18 @@ def test_cli_rejects_a_bad_override(tmp_path):
     assert "init.steps" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_trainer_section_typo_names_the_section():
+    with pytest.raises(ConfigError) as err:
+        load_study_config(SMOKE, ["stage2.rl.mixed_precision=bf16"])
+    assert "stage2.rl" in str(err.value) and "mixed_precision: unknown key" in str(err.value)
+    assert "preset" not in str(err.value)  # names the key, does not dump the whole config
+
+
 @pytest.mark.slow
 def test_ablations_run_and_are_reported(tmp_path):
     """Turns sweep, RL from the base model and RL from an over-fitted start, on a toy budget."""
     torch.set_num_threads(1)
-    cfg = load_config(
-        StudyConfig,
+    cfg = load_study_config(
         SMOKE,
         [
             "threads=1",
