@@ -172,6 +172,8 @@ class Study:
             }
         )
         resume = out_dir.is_dir() and find_latest_checkpoint(out_dir) is not None
+        if not resume and (out_dir / "log.jsonl").is_file():
+            (out_dir / "log.jsonl").unlink()  # lines of an attempt that never reached a checkpoint
         ppo_train(ppo, resume=resume)
         return checkpoints(out_dir)[-1][1]
 
