@@ -88,3 +88,27 @@ def plot_success_vs_turns(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_recognition_vs_gflops(points: list[CurvePoint], path: str | Path) -> Path:
+    """Card-recognition accuracy (-VL) against training GFLOPs, one line per method (ID split)."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    for method in METHODS:
+        line = [p for p in points if p.method == method and p.split == "id" and p.recognition_acc is not None]
+        line.sort(key=lambda p: (p.gflops, p.step))
+        if line:
+            ax.plot(
+                [p.gflops for p in line],
+                [100 * p.recognition_acc for p in line],
+                label=method,
+                **METHOD_STYLE[method],
+            )
+    ax.set_xlabel("training GFLOPs")
+    ax.set_ylabel("card-recognition accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

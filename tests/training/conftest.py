@@ -1,10 +1,17 @@
 import json
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from toy_env import register_toy  # noqa: E402
+
+register_toy()
 
 
 def write_addition_jsonl(path: Path, n: int = 64, seed: int = 0, images: bool = False) -> Path:

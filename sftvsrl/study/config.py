@@ -1,0 +1,240 @@
+"""The study's validated config (``configs/study/*.yaml``).
+
+The study controls what makes the comparison fair (one init checkpoint, matched compute,
+fixed eval sets); everything else about a trainer is passed through as ``sft``/``rl``
+overrides, validated against the trainers' own configs so a typo fails at load time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from sftvsrl.config import ConfigError, StrictModel, format_validation_error, load_config
+from sftvsrl.models.loading import LoraSettings
+
+TaskName = Literal["GeneralPoints-L", "GeneralPoints-VL", "VIRL-L", "VIRL-VL"]
+# Keys the study sets itself; an override of them would break the study's bookkeeping.
+_SFT_OWNED = {
+    "model",
+    "data",
+    "out_dir",
+    "seed",
+    "save_every",
+    "keep_last",
+    "max_steps",
+    "epochs",
+    "progress",
+}
+_RL_OWNED = {"init", "out_dir", "env_id", "env_kwargs", "seed", "updates", "save_every", "keep_checkpoints"}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Environment and kwargs of one task variant: training data and every eval split."""
+
+    task: str
+    variant: str
+    env_id: str
+    train: dict[str, Any]
+    splits: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def vision(self) -> bool:
+        return self.variant == "VL"
+
+
+TASKS: dict[str, TaskSpec] = {
+    "GeneralPoints-L": TaskSpec(
+        "GeneralPoints",
+        "L",
+        "sftvsrl/GeneralPoints-L-v0",
+        {"rule": "id", "split": "train"},
+        {"id": {"rule": "id", "split": "test"}, "ood": {"rule": "ood", "split": "test"}},
+    ),
+    "GeneralPoints-VL": TaskSpec(
+        "GeneralPoints",
+        "VL",
+        "sftvsrl/GeneralPoints-VL-v0",
+        {"rule": "id", "split": "train", "card_color": "black"},
+        {
+            "id": {"rule": "id", "split": "test", "card_color": "black"},
+            "ood": {"rule": "ood", "split": "test", "card_color": "black"},
+            "visual_ood": {"rule": "id", "split": "test", "card_color": "red"},
+        },
+    ),
+    "VIRL-L": TaskSpec(
+        "VIRL",
+        "L",
+        "sftvsrl/VIRL-L-v0",
+        {"action_space": "absolute", "split": "train"},
+        {
+            "id": {"action_space": "absolute", "split": "test"},
+            "ood": {"action_space": "relative", "split": "test"},
+        },
+    ),
+    "VIRL-VL": TaskSpec(
+        "VIRL",
+        "VL",
+        "sftvsrl/VIRL-VL-v0",
+        {"action_space": "absolute", "split": "train"},
+        {
+            "id": {"action_space": "absolute", "split": "test"},
+            "ood": {"action_space": "relative", "split": "test"},
+        },
+    ),
+}
+
+
+def _check_overrides(kind: str, overrides: dict[str, Any], owned: set[str]) -> None:
+    clash = sorted(set(overrides) & owned)
+    if clash:
+        raise ValueError(f"{kind} overrides may not set {clash}: the study sets them itself")
+
+
+class CorpusStage(StrictModel):
+    """Stage 0: pretrain a from-scratch tiny model on the generated corpus."""
+
+    enabled: bool = Field(True, description="only used when the model is built from scratch (tiny-lm)")
+    rows: int = Field(20000, gt=0)
+    mix: dict[str, float] | None = Field(None, description="weights of arith / cards / dirs")
+    steps: int = Field(300, gt=0)
+    probe_rows: int = Field(256, ge=0, description="fresh corpus rows to check the base model on (0: skip)")
+    sft: dict[str, Any] = Field(default_factory=dict, description="SFTConfig overrides (lr, batch_size, ...)")
+
+    @model_validator(mode="after")
+    def _check(self) -> CorpusStage:
+        _check_overrides("corpus.sft", self.sft, _SFT_OWNED)
+        return self
+
+
+class InitStage(StrictModel):
+    """Stage 1: SFT on D_init, the checkpoint picked by early stopping on ID validation."""
+
+    rows: int = Field(4000, gt=0, description="expert rows in D_init")
+    multi_turn_fraction: float = Field(0.2, ge=0, le=1, description="share of revision rows")
+    steps: int = Field(200, gt=0, description="most optimizer steps")
+    eval_every: int = Field(50, gt=0, description="steps between validation checkpoints")
+    select: Literal["val_success", "val_loss", "last"] = "val_success"
+    val_episodes: int = Field(64, gt=0)
+    val_rows: int = Field(256, gt=0, description="held-out expert rows for the validation loss")
+    patience: int | None = Field(3, gt=0, description="stop after this many validations without gain")
+    sft: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> InitStage:
+        _check_overrides("init.sft", self.sft, _SFT_OWNED)
+        return self
+
+
+class ContinueStage(StrictModel):
+    """Stage 2: from the one init checkpoint, SFT and RL to matched compute."""
+
+    sft_rows: int = Field(8000, gt=0, description="fresh expert rows for continued SFT")
+    rl_updates: int = Field(20, gt=0, description="PPO updates; RL's compute sets the budget")
+    budget_gflops: float | None = Field(
+        None, gt=0, description="stage-2 GFLOPs for SFT; default: what RL used (matched compute)"
+    )
+    evals: int = Field(4, gt=0, description="evaluated checkpoints along each method (besides init)")
+    sft: dict[str, Any] = Field(default_factory=dict)
+    rl: dict[str, Any] = Field(default_factory=dict, description="PPOConfig overrides")
+
+    @model_validator(mode="after")
+    def _check(self) -> ContinueStage:
+        _check_overrides("stage2.sft", self.sft, _SFT_OWNED)
+        _check_overrides("stage2.rl", self.rl, _RL_OWNED)
+        return self
+
+
+class EvalSettings(StrictModel):
+    """The fixed evaluation sets: episode ``i`` of a split is reset with seed ``seed + i``."""
+
+    episodes: int = Field(128, gt=0)
+    max_turns: int = Field(1, gt=0, description="verification turns per episode at evaluation")
+    num_envs: int = Field(64, gt=0)
+    max_new_tokens: int = Field(96, gt=0)
+    seed: int = Field(1_000_000, ge=0, description="first episode seed (validation uses seed + 500000)")
+
+
+class Ablations(StrictModel):
+    turns: list[int] = Field(default_factory=list, description="verification turns to sweep, e.g. [1,3,5,10]")
+    rl_from_base: bool = False
+    rl_from_overfit: bool = False
+    overfit_steps: int = Field(400, gt=0, description="extra SFT steps on D_init for the over-fitted start")
+
+    @model_validator(mode="after")
+    def _check(self) -> Ablations:
+        if any(t < 1 for t in self.turns):
+            raise ValueError("ablations.turns must be positive integers")
+        return self
+
+
+class StudyConfig(StrictModel):
+    preset: str = "custom"
+    model: str = Field(
+        "tiny-lm", description="text tasks: tiny-lm, smollm2-135m-instruct or a local HF folder"
+    )
+    vision_model: str | None = Field(
+        None, description="-VL tasks (default: tiny-vlm when model is tiny-lm, else model)"
+    )
+    tasks: list[TaskName] = Field(default_factory=lambda: ["GeneralPoints-L"], min_length=1)
+    prompt_style: Literal["compact", "full"] = "compact"
+    seed: int = 0
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    bf16: bool = True
+    lora: LoraSettings | None = None
+    threads: int | None = Field(None, gt=0, description="torch CPU threads (None: torch's default)")
+    corpus: CorpusStage = Field(default_factory=CorpusStage)
+    init: InitStage = Field(default_factory=InitStage)
+    stage2: ContinueStage = Field(default_factory=ContinueStage)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+    ablations: Ablations = Field(default_factory=Ablations)
+
+    def model_for(self, spec: TaskSpec) -> str:
+        if not spec.vision:
+            return self.model
+        if self.vision_model:
+            return self.vision_model
+        return "tiny-vlm" if self.model == "tiny-lm" else self.model
+
+    @property
+    def pretrain(self) -> bool:
+        """Stage 0 runs only for a text model built from scratch."""
+        return (
+            self.corpus.enabled and self.model == "tiny-lm" and any(not TASKS[t].vision for t in self.tasks)
+        )
+
+
+def check_trainer_overrides(cfg: StudyConfig) -> StudyConfig:
+    """Validate the ``sft``/``rl`` pass-through sections against the trainers' own configs,
+    so a typo fails before hours of earlier stages have run."""
+    from sftvsrl.training.ppo_config import PPOConfig
+    from sftvsrl.training.sft import SFTConfig
+
+    sections = [
+        ("corpus.sft", SFTConfig, {"data": {"train": "x"}, **cfg.corpus.sft}),
+        ("init.sft", SFTConfig, {"data": {"train": "x"}, **cfg.init.sft}),
+        ("stage2.sft", SFTConfig, {"data": {"train": "x"}, **cfg.stage2.sft}),
+        ("stage2.rl", PPOConfig, dict(cfg.stage2.rl)),
+    ]
+    for where, cls, data in sections:
+        try:
+            cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, where)) from None
+    return cfg
+
+
+def load_study_config(path: str | Path | None, overrides: list[str] | None = None) -> StudyConfig:
+    """A validated study config: the file, the ``key=value`` overrides, and the trainer sections."""
+    return check_trainer_overrides(load_config(StudyConfig, path, overrides))
+
+
+def task_spec(name: str) -> TaskSpec:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ConfigError(f"unknown task {name!r}; known: {', '.join(TASKS)}") from None

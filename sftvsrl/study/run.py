@@ -1,0 +1,702 @@
+"""The study, stage by stage: pretrain (tiny only) -> SFT init -> SFT and RL at matched compute.
+
+Every stage is a :class:`StageRunner` stage (finished ones are skipped on re-run) and every
+trainer inside a stage resumes from its own checkpoints, so an interrupted study loses at
+most one checkpoint interval. Evaluations are cached one file per (checkpoint, split).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sftvsrl.study.config import StudyConfig, TaskSpec, check_trainer_overrides, task_spec
+from sftvsrl.study.curves import CurvePoint, write_curves
+from sftvsrl.study.stages import StageRunner
+
+KEEP_ALL = 100_000  # keep every checkpoint: each one is a point on a curve
+_STATE_ONLY = {"trainer_state.json", "optimizer.pt", "scheduler.pt"}
+
+
+class _StopTraining(Exception):
+    """Raised from a checkpoint hook to end SFT early (the checkpoint is already on disk)."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _ckpt_state(path: str | Path) -> dict[str, Any]:
+    return json.loads((Path(path) / "trainer_state.json").read_text(encoding="utf-8"))
+
+
+def ckpt_gflops(path: str | Path) -> float:
+    """Cumulative training GFLOPs of a checkpoint's lineage (0 for a model without state)."""
+    state_file = Path(path) / "trainer_state.json"
+    if not state_file.is_file():
+        return 0.0
+    from sftvsrl.flops import FlopsCounter
+
+    flops = _ckpt_state(path).get("flops")
+    return FlopsCounter.from_dict(flops).total_flops / 1e9 if flops else 0.0
+
+
+def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run, by step."""
+    out = []
+    for p in sorted((run_dir / "checkpoints").glob("step-*")):
+        if (p / "trainer_state.json").is_file():
+            out.append((int(p.name.split("-")[1]), p))
+    return out
+
+
+def export_model(ckpt: Path, dest: Path) -> Path:
+    """Copy a checkpoint's model files without its trainer state: a plain HF folder whose FLOPs
+    start at zero (stage-0 pretraining plays the role of the paper's pretraining, not counted)."""
+    if dest.is_dir():
+        return dest
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(
+        ckpt,
+        tmp,
+        ignore=lambda _d, names: [n for n in names if n in _STATE_ONLY or n.startswith("rng_state")],
+    )
+    tmp.replace(dest)
+    return dest
+
+
+def _fresh_or_resume(run_dir: Path) -> bool:
+    """True when the run has a checkpoint to resume from; else clear a stale log."""
+    if checkpoints(run_dir):
+        return True
+    log = run_dir / "log.jsonl"
+    if log.is_file():
+        log.unlink()
+    return False
+
+
+class Study:
+    def __init__(
+        self,
+        cfg: StudyConfig,
+        out: str | Path,
+        *,
+        command: str = "",
+        after_stage: Callable[[str], None] | None = None,
+    ) -> None:
+        self.cfg = check_trainer_overrides(cfg)
+        self.out = Path(out)
+        self.command = command
+        self.after_stage = after_stage
+        self.specs = {name: task_spec(name) for name in cfg.tasks}
+        self.runner = StageRunner(self.out, total=self._stage_count())
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def _stage_count(self) -> int:
+        a = self.cfg.ablations
+        per_task = 5 + bool(a.turns) + a.rl_from_base + a.rl_from_overfit
+        return int(self.cfg.pretrain) + per_task * len(self.cfg.tasks)
+
+    def stage(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        result = self.runner.run(name, fn)
+        self.results[name] = result
+        if self.after_stage:
+            self.after_stage(name)
+        return result
+
+    # ------------------------------------------------------------------------- trainers
+
+    def sft_config(
+        self,
+        model: str,
+        train: Path,
+        out_dir: Path,
+        steps: int,
+        save_every: int,
+        overrides: dict[str, Any],
+        eval_file: Path | None = None,
+        eval_every: int | None = None,
+    ):
+        from sftvsrl.training.sft import SFTConfig
+
+        is_ckpt = (Path(model) / "trainer_state.json").is_file()
+        data = {
+            "model": model,
+            "dtype": self.cfg.dtype,
+            "bf16": self.cfg.bf16,
+            "lora": None if is_ckpt or self.cfg.lora is None else self.cfg.lora.model_dump(),
+            "data": {"train": str(train), "eval": str(eval_file) if eval_file else None},
+            "out_dir": str(out_dir),
+            "seed": self.cfg.seed,
+            "max_steps": steps,
+            "save_every": max(1, save_every),
+            "keep_last": KEEP_ALL,
+            "log_every": 1,
+            "eval_every": eval_every,
+            **overrides,
+        }
+        return SFTConfig.model_validate(data)
+
+    def run_sft(self, cfg, on_checkpoint=None) -> Path:
+        from sftvsrl.training.sft import train_sft
+
+        return train_sft(cfg, resume=_fresh_or_resume(Path(cfg.out_dir)), on_checkpoint=on_checkpoint)
+
+    def run_rl(self, spec: TaskSpec, init: str, out_dir: Path, updates: int) -> Path:
+        from sftvsrl.training.checkpoint import find_latest_checkpoint
+        from sftvsrl.training.ppo import train as ppo_train
+        from sftvsrl.training.ppo_config import PPOConfig
+
+        every = max(1, updates // self.cfg.stage2.evals)
+        ppo = PPOConfig.model_validate(
+            {
+                "dtype": "float32" if self.cfg.dtype == "float16" else self.cfg.dtype,
+                **self.cfg.stage2.rl,
+                "init": init,
+                "out_dir": str(out_dir),
+                "env_id": spec.env_id,
+                "env_kwargs": {**spec.train, "prompt_style": self.cfg.prompt_style},
+                "seed": self.cfg.seed,
+                "updates": updates,
+                "save_every": every,
+                "keep_checkpoints": KEEP_ALL,
+            }
+        )
+        resume = out_dir.is_dir() and find_latest_checkpoint(out_dir) is not None
+        if not resume and (out_dir / "log.jsonl").is_file():
+            (out_dir / "log.jsonl").unlink()  # lines of an attempt that never reached a checkpoint
+        ppo_train(ppo, resume=resume)
+        return checkpoints(out_dir)[-1][1]
+
+    # ------------------------------------------------------------------------- evaluation
+
+    def evaluate(
+        self,
+        ckpt: str | Path,
+        spec: TaskSpec,
+        split_kwargs: dict[str, Any],
+        cache: Path,
+        *,
+        episodes: int | None = None,
+        max_turns: int | None = None,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Summary of one evaluation, cached in ``cache`` (re-runs read it back)."""
+        if cache.is_file():
+            return json.loads(cache.read_text(encoding="utf-8"))
+        from sftvsrl.evaluation.runner import evaluate
+        from sftvsrl.models.loading import load_model
+        from sftvsrl.training.rollout import HFRolloutEngine
+
+        ev = self.cfg.eval
+        pm = load_model(
+            str(ckpt), dtype=self.cfg.dtype if self.cfg.dtype != "float16" else "float32", trainable=False
+        )
+        engine = HFRolloutEngine(pm, batch_size=ev.num_envs)
+        _, summary = evaluate(
+            engine,
+            spec.env_id,
+            {**split_kwargs, "prompt_style": self.cfg.prompt_style},
+            episodes=episodes or ev.episodes,
+            max_turns=max_turns or ev.max_turns,
+            num_envs=ev.num_envs,
+            seed=ev.seed if seed is None else seed,
+            max_new_tokens=ev.max_new_tokens,
+        )
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.tmp")
+        tmp.write_text(json.dumps(summary, default=str), encoding="utf-8")
+        tmp.replace(cache)
+        return summary
+
+    # ------------------------------------------------------------------------- stages
+
+    def pretrain(self) -> dict[str, Any]:
+        from sftvsrl.study.corpus import write_corpus_jsonl
+
+        c = self.cfg.corpus
+        data = self.out / "data" / "corpus.jsonl"
+        if not data.is_file():
+            write_corpus_jsonl(data, c.rows, seed=self.cfg.seed, mix=c.mix)
+        run_dir = self.out / "stage0_pretrain"
+        sft = self.sft_config("tiny-lm", data, run_dir, c.steps, max(1, c.steps // 2), c.sft)
+        ckpt = self.run_sft(sft)
+        base = export_model(ckpt, self.out / "base_model")
+        probe = corpus_accuracy(base, c.probe_rows, seed=self.cfg.seed + 7919, mix=c.mix)
+        return {
+            "base": str(base),
+            "checkpoint": str(ckpt),
+            "gflops": ckpt_gflops(ckpt),
+            "rows": c.rows,
+            "probe_accuracy": probe,
+        }
+
+    def task_data(self, name: str, spec: TaskSpec) -> dict[str, Any]:
+        i = self.cfg.init
+        folder = self.out / name / "data"
+        seed = self.cfg.seed * 1_000_003
+        files = {
+            "init": (spec.train, i.rows, seed, i.multi_turn_fraction),
+            "more": (spec.train, self.cfg.stage2.sft_rows, seed + 10_000_000, i.multi_turn_fraction),
+            "val": (spec.splits["id"], i.val_rows, self.cfg.eval.seed + 500_000, 0.0),
+        }
+        out = {}
+        for key, (kwargs, n, first_seed, mt) in files.items():
+            path = folder / f"{key}.jsonl"
+            if not path.is_file():
+                write_expert(spec, kwargs, n, first_seed, path, mt, self.cfg.prompt_style)
+            out[key] = str(path)
+        return out
+
+    def init_sft(self, name: str, spec: TaskSpec, base: str, data: dict[str, Any]) -> dict[str, Any]:
+        i = self.cfg.init
+        run_dir = self.out / name / "stage1_init"
+        val_dir = self.out / name / "evals" / "validation"
+        val_seed = self.cfg.eval.seed + 500_000
+        history: list[dict[str, Any]] = []
+
+        def validate(path: Path) -> None:
+            step = int(_ckpt_state(path)["step"])
+            summary = self.evaluate(
+                path,
+                spec,
+                spec.splits["id"],
+                val_dir / f"step-{step:08d}.json",
+                episodes=i.val_episodes,
+                max_turns=1,  # first-answer success: cheap, and what SFT directly trains
+                seed=val_seed,
+            )
+            entry = {
+                "step": step,
+                "checkpoint": str(path),
+                "val_success": summary["success_rate"],
+                "gflops": ckpt_gflops(path),
+                "val_loss": _eval_loss_at(run_dir, step),
+            }
+            history.append(entry)
+            if i.patience and i.select == "val_success" and len(history) > i.patience:
+                best = max(h["val_success"] for h in history[: -i.patience])
+                if all(h["val_success"] <= best for h in history[-i.patience :]):
+                    raise _StopTraining
+
+        sft = self.sft_config(
+            base,
+            Path(data["init"]),
+            run_dir,
+            i.steps,
+            i.eval_every,
+            i.sft,
+            eval_file=Path(data["val"]) if i.select == "val_loss" else None,
+            eval_every=i.eval_every if i.select == "val_loss" else None,
+        )
+        stopped_early = False
+        try:
+            for step, path in checkpoints(run_dir):  # validations done before an interruption
+                if (val_dir / f"step-{step:08d}.json").is_file():
+                    validate(path)
+            self.run_sft(sft, on_checkpoint=validate)
+        except _StopTraining:
+            stopped_early = True
+        done = {h["step"] for h in history}
+        for step, path in checkpoints(run_dir):  # e.g. the final step when not a multiple
+            if step not in done:
+                with contextlib.suppress(_StopTraining):
+                    validate(path)
+        history.sort(key=lambda h: h["step"])
+        if i.select == "last":
+            chosen = history[-1]
+        elif i.select == "val_loss" and all(h["val_loss"] is not None for h in history):
+            chosen = min(history, key=lambda h: (h["val_loss"], h["step"]))
+        else:  # best validation success; ties go to the earlier (less trained) checkpoint
+            chosen = max(history, key=lambda h: (h["val_success"], -h["step"]))
+        return {
+            "checkpoint": chosen["checkpoint"],
+            "step": chosen["step"],
+            "gflops": chosen["gflops"],
+            "history": history,
+            "stopped_early": stopped_early,
+            "select": i.select,
+        }
+
+    def stage2_rl(self, name: str, spec: TaskSpec, init: dict[str, Any]) -> dict[str, Any]:
+        run_dir = self.out / name / "stage2_rl"
+        final = self.run_rl(spec, init["checkpoint"], run_dir, self.cfg.stage2.rl_updates)
+        return {"run_dir": str(run_dir), "final": str(final), "gflops": ckpt_gflops(final)}
+
+    def stage2_sft(
+        self, name: str, spec: TaskSpec, init: dict[str, Any], rl: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
+        s = self.cfg.stage2
+        budget = s.budget_gflops if s.budget_gflops is not None else rl["gflops"] - init["gflops"]
+        n_params, tokens_per_step = _sft_rate(self.out / name / "stage1_init", s.sft, self.cfg)
+        steps = max(1, round(budget * 1e9 / (6 * n_params * tokens_per_step)))
+        run_dir = self.out / name / "stage2_sft"
+        sft = self.sft_config(
+            init["checkpoint"], Path(data["more"]), run_dir, steps, max(1, steps // s.evals), s.sft
+        )
+        final = self.run_sft(sft)
+        return {
+            "run_dir": str(run_dir),
+            "final": str(final),
+            "steps": steps,
+            "budget_gflops": budget,
+            "gflops": ckpt_gflops(final),
+        }
+
+    def evaluate_curves(self, name: str, spec: TaskSpec, init: dict[str, Any]) -> dict[str, Any]:
+        from rich.progress import Progress
+
+        runs = {
+            "SFT": checkpoints(self.out / name / "stage2_sft"),
+            "RL": checkpoints(self.out / name / "stage2_rl"),
+        }
+        jobs = [("init", 0, Path(init["checkpoint"]))] + [
+            (m, st, p) for m, pts in runs.items() for st, p in pts
+        ]
+        points = []
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"evaluating {name}", total=len(jobs) * len(spec.splits))
+            for method, step, path in jobs:
+                for split, kwargs in spec.splits.items():
+                    summary = self.evaluate(
+                        path,
+                        spec,
+                        kwargs,
+                        self.out / name / "evals" / method / f"step-{step:08d}" / f"{split}.json",
+                    )
+                    bar.advance(task)
+                    methods = ("SFT", "RL") if method == "init" else (method,)
+                    for m in methods:
+                        points.append(_point(spec, m, step, ckpt_gflops(path), split, summary))
+        return {"points": [p.__dict__ for p in points]}
+
+    def turns_ablation(self, name: str, spec: TaskSpec, init, sft, rl) -> dict[str, Any]:
+        out: dict[str, dict[str, list[float]]] = {}
+        for label, path in (("init", init["checkpoint"]), ("SFT", sft["final"]), ("RL", rl["final"])):
+            for turns in self.cfg.ablations.turns:
+                s = self.evaluate(
+                    path,
+                    spec,
+                    spec.splits["ood"],
+                    self.out / name / "evals" / "turns" / label / f"ood-{turns}.json",
+                    max_turns=turns,
+                )
+                out.setdefault(label, {})[str(turns)] = [s["success_rate"], *s["ci95"]]
+        return {"ood": out}
+
+    def rl_from(self, name: str, spec: TaskSpec, label: str, start: str) -> dict[str, Any]:
+        run_dir = self.out / name / f"ablation_{label}"
+        final = self.run_rl(spec, start, run_dir / "rl", self.cfg.stage2.rl_updates)
+        rows = {}
+        for tag, path in (("start", start), ("after_rl", final)):
+            for split in ("id", "ood"):
+                s = self.evaluate(path, spec, spec.splits[split], run_dir / "evals" / tag / f"{split}.json")
+                rows[f"{tag}.{split}"] = [s["success_rate"], *s["ci95"]]
+        return {"start": start, "final": str(final), "gflops": ckpt_gflops(final), "results": rows}
+
+    def overfit_start(self, name: str, init: dict[str, Any], data: dict[str, Any]) -> str:
+        a = self.cfg.ablations
+        run_dir = self.out / name / "ablation_rl_from_overfit" / "sft"
+        sft = self.sft_config(
+            init["checkpoint"],
+            Path(data["init"]),
+            run_dir,
+            a.overfit_steps,
+            a.overfit_steps,
+            self.cfg.init.sft,
+        )
+        return str(self.run_sft(sft))
+
+    # ------------------------------------------------------------------------- the study
+
+    def run(self) -> Path:
+        if self.cfg.threads:
+            import torch
+
+            torch.set_num_threads(self.cfg.threads)
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "study_config.yaml").write_text(
+            yaml.safe_dump(self.cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
+        )
+        base_text = self.cfg.model
+        if self.cfg.pretrain:
+            base_text = self.stage("pretrain", self.pretrain)["base"]
+        points: list[CurvePoint] = []
+        for name, spec in self.specs.items():
+            points += self.run_task(name, spec, base_text if not spec.vision else self.cfg.model_for(spec))
+        return self.write_outputs(points)
+
+    def run_task(self, name: str, spec: TaskSpec, base: str) -> list[CurvePoint]:
+        """Stages 1 and 2, the curves and the ablations of one task variant."""
+        data = self.stage(f"{name}.data", lambda: self.task_data(name, spec))
+        init = self.stage(f"{name}.init", lambda: self.init_sft(name, spec, base, data))
+        rl = self.stage(f"{name}.rl", lambda: self.stage2_rl(name, spec, init))
+        sft = self.stage(f"{name}.sft", lambda: self.stage2_sft(name, spec, init, rl, data))
+        curves = self.stage(f"{name}.eval", lambda: self.evaluate_curves(name, spec, init))
+        a = self.cfg.ablations
+        if a.turns:
+            self.stage(f"{name}.turns", lambda: self.turns_ablation(name, spec, init, sft, rl))
+        if a.rl_from_base:
+            self.stage(f"{name}.rl_from_base", lambda: self.rl_from(name, spec, "rl_from_base", base))
+        if a.rl_from_overfit:
+            self.stage(
+                f"{name}.rl_from_overfit",
+                lambda: self.rl_from(name, spec, "rl_from_overfit", self.overfit_start(name, init, data)),
+            )
+        return [CurvePoint(**p) for p in curves["points"]]
+
+    def write_outputs(self, points: list[CurvePoint]) -> Path:
+        from sftvsrl.study.plots import (
+            plot_recognition_vs_gflops,
+            plot_success_vs_gflops,
+            plot_success_vs_turns,
+        )
+        from sftvsrl.study.report import write_report
+
+        write_curves(points, self.out / "curves.csv")
+        splits = (
+            ("id", "ood", "visual_ood") if any(p.split == "visual_ood" for p in points) else ("id", "ood")
+        )
+        plot_success_vs_gflops(points, self.out / "success_vs_gflops.png", splits=splits)
+        if any(p.recognition_acc is not None for p in points):
+            plot_recognition_vs_gflops(points, self.out / "recognition_vs_gflops.png")
+        sections = self._sections()
+        for name in self.specs:
+            turns = self.results.get(f"{name}.turns")
+            if turns:
+                data = {lab: {int(t): tuple(v) for t, v in d.items()} for lab, d in turns["ood"].items()}
+                plot_success_vs_turns(data, self.out / f"success_vs_turns_{name}.png")
+        meta = {
+            "preset": self.cfg.preset,
+            "runtime_min": sum(r.get("stage_seconds", 0.0) for r in self.results.values()) / 60,
+            "seed": self.cfg.seed,
+            "command": self.command,
+            "versions": _versions(),
+            "seeds": f"training seed {self.cfg.seed}; eval episodes seeds {self.cfg.eval.seed}.."
+            f"{self.cfg.eval.seed + self.cfg.eval.episodes - 1}; validation from {self.cfg.eval.seed + 500_000}",
+            "config": yaml.safe_dump(self.cfg.model_dump(mode="json"), sort_keys=False),
+            "extra_sections": sections,
+        }
+        return write_report(points, meta, self.out / "report.md")
+
+    def _sections(self) -> list[tuple[str, str]]:
+        out = []
+        pre = self.results.get("pretrain")
+        if pre:
+            out.append(
+                (
+                    "Stage 0: pretraining on the generated corpus",
+                    f"{pre['rows']} corpus rows, {pre['gflops']:.3g} GFLOPs (not counted in the curves: it "
+                    "stands in for the paper's pretraining). Base model: `base_model/`. Greedy exact-match "
+                    "accuracy of the base model on fresh corpus draws (short expressions can repeat "
+                    "training rows): "
+                    + ", ".join(f"{k} {100 * v:.0f}%" for k, v in pre.get("probe_accuracy", {}).items())
+                    + ".",
+                )
+            )
+        for name in self.specs:
+            init = self.results.get(f"{name}.init")
+            if init:
+                hist = ", ".join(f"step {h['step']}: {100 * h['val_success']:.1f}%" for h in init["history"])
+                out.append(
+                    (
+                        f"{name}: stage 1 (SFT init)",
+                        f"Validation ID success by checkpoint: {hist}. Selected step {init['step']} "
+                        f"({init['select']}; stopped early: {init['stopped_early']}), "
+                        f"{init['gflops']:.3g} GFLOPs = X at init (6N·D_init).",
+                    )
+                )
+            sft, rl = self.results.get(f"{name}.sft"), self.results.get(f"{name}.rl")
+            if sft and rl:
+                out.append(
+                    (
+                        f"{name}: stage 2 compute",
+                        f"RL: {rl['gflops']:.3g} GFLOPs total; SFT: {sft['steps']} steps for a stage-2 budget of "
+                        f"{sft['budget_gflops']:.3g} GFLOPs, {sft['gflops']:.3g} GFLOPs total.",
+                    )
+                )
+            turns = self.results.get(f"{name}.turns")
+            if turns:
+                lines = [
+                    "| model | " + " | ".join(f"{t} turns" for t in self.cfg.ablations.turns) + " |",
+                    "|---" * (len(self.cfg.ablations.turns) + 1) + "|",
+                ]
+                for label, by in turns["ood"].items():
+                    lines.append(
+                        f"| {label} | "
+                        + " | ".join(_pct(by[str(t)]) for t in self.cfg.ablations.turns)
+                        + " |"
+                    )
+                out.append(
+                    (
+                        f"{name}: verification turns at evaluation (OOD)",
+                        "\n".join(lines) + f"\n\n![turns](success_vs_turns_{name}.png)",
+                    )
+                )
+            for label, title in (
+                ("rl_from_base", "RL from the base model (no SFT)"),
+                ("rl_from_overfit", "RL from an over-fitted SFT checkpoint"),
+            ):
+                res = self.results.get(f"{name}.{label}")
+                if res:
+                    r = res["results"]
+                    out.append(
+                        (
+                            f"{name}: {title}",
+                            "| | ID | OOD |\n|---|---|---|\n"
+                            f"| start | {_pct(r['start.id'])} | {_pct(r['start.ood'])} |\n"
+                            f"| after RL ({res['gflops']:.3g} GFLOPs) | {_pct(r['after_rl.id'])} | "
+                            f"{_pct(r['after_rl.ood'])} |",
+                        )
+                    )
+        return out
+
+
+# ----------------------------------------------------------------------------- functions
+
+
+def write_expert(
+    spec: TaskSpec,
+    kwargs: dict[str, Any],
+    n: int,
+    seed: int,
+    out: Path,
+    multi_turn_fraction: float,
+    prompt_style: str,
+) -> Path:
+    """Expert rows for a task through the data modules (varied formulas, revision rows)."""
+    from sftvsrl.data.expert import write_expert_jsonl
+
+    env_kwargs = {**kwargs, "prompt_style": prompt_style, "max_turns": 2}
+    if spec.task == "GeneralPoints":
+        from sftvsrl.data.generalpoints import varied_expert, wrong_answer
+
+        rule = kwargs["rule"]
+        return write_expert_jsonl(
+            out,
+            spec.env_id,
+            env_kwargs,
+            n,
+            seed,
+            progress=False,
+            expert_fn=varied_expert,
+            wrong_fn=lambda info, rng: wrong_answer(info, rng, spec.vision, rule),
+            multi_turn_fraction=multi_turn_fraction,
+        )
+    from sftvsrl.data.virl import make_wrong_fn
+
+    return write_expert_jsonl(
+        out,
+        spec.env_id,
+        env_kwargs,
+        n,
+        seed,
+        progress=False,
+        wrong_fn=make_wrong_fn(kwargs["action_space"]),
+        multi_turn_fraction=multi_turn_fraction,
+    )
+
+
+def corpus_accuracy(
+    model: str | Path, n: int, seed: int, mix: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Greedy exact-match accuracy per corpus kind on ``n`` fresh draws: did stage 0 teach anything?"""
+    from sftvsrl.models.loading import load_model
+    from sftvsrl.study.corpus import corpus_rows
+    from sftvsrl.training.rollout import HFRolloutEngine
+
+    if n <= 0:
+        return {}
+    rows = list(corpus_rows(n, seed=seed, mix=mix))
+    engine = HFRolloutEngine(load_model(str(model), trainable=False), batch_size=64)
+    gens = engine.generate([r["prompt"] for r in rows], max_new_tokens=64, do_sample=False)
+    hits: dict[str, list[bool]] = {}
+    for row, gen in zip(rows, gens, strict=True):
+        hits.setdefault(row["kind"], []).append(gen.text.strip() == row["completion"])
+    return {kind: sum(v) / len(v) for kind, v in sorted(hits.items())}
+
+
+def _eval_loss_at(run_dir: Path, step: int) -> float | None:
+    log = run_dir / "log.jsonl"
+    if not log.is_file():
+        return None
+    for line in log.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        if rec.get("step") == step and rec.get("eval_loss") is not None:
+            return float(rec["eval_loss"])
+    return None
+
+
+def _sft_rate(init_run: Path, overrides: dict[str, Any], cfg: StudyConfig) -> tuple[int, float]:
+    """(N, tokens per optimizer step) for stage-2 SFT, measured from the stage-1 run's log."""
+    lines = [json.loads(x) for x in (init_run / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+    first, last = lines[0], lines[-1]
+    state = _ckpt_state(checkpoints(init_run)[-1][1])
+    n_params = int(state["flops"]["n_params"])
+    examples = last["examples"] - first["examples"]
+    tokens = last["tokens"] - first["tokens"]
+    per_row = tokens / examples if examples > 0 else last["tokens"] / max(1, last["examples"])
+    init_cfg = {**state["config"]}
+    batch = overrides.get("batch_size", init_cfg.get("batch_size", 32)) * overrides.get(
+        "grad_accum", init_cfg.get("grad_accum", 1)
+    )
+    return n_params, per_row * batch
+
+
+def _point(
+    spec: TaskSpec, method: str, step: int, gflops: float, split: str, s: dict[str, Any]
+) -> CurvePoint:
+    lo, hi = s["ci95"]
+    return CurvePoint(
+        task=spec.task,
+        variant=spec.variant,
+        method=method,
+        step=step,
+        gflops=gflops,
+        split=split,
+        success_rate=float(s["success_rate"]),
+        ci_low=float(lo),
+        ci_high=float(hi),
+        episodes=int(s["episodes"]),
+        recognition_acc=s.get("recognition_accuracy")
+        if spec.task == "GeneralPoints" and spec.vision
+        else None,
+    )
+
+
+def _pct(v: list[float]) -> str:
+    return f"{100 * v[0]:.1f} [{100 * v[1]:.1f}, {100 * v[2]:.1f}]"
+
+
+def _versions() -> str:
+    import torch
+    import transformers
+
+    import sftvsrl
+
+    return (
+        f"python {platform.python_version()}, torch {torch.__version__}, transformers "
+        f"{transformers.__version__}, sftvsrl {getattr(sftvsrl, '__version__', '?')}, {platform.machine()}"
+    )
+
+
+def run_study(
+    cfg: StudyConfig, out: str | Path, *, command: str = "", after_stage: Callable[[str], None] | None = None
+) -> Path:
+    """Run (or resume) the study in ``out``; returns the path of ``report.md``."""
+    start = time.time()
+    report = Study(cfg, out, command=command or " ".join(sys.argv), after_stage=after_stage).run()
+    print(f"study finished in {(time.time() - start) / 60:.1f} min: {report}", file=sys.stderr)
+    return report
+
+
+__all__ = ["Study", "run_study", "ckpt_gflops", "export_model"]

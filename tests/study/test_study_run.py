@@ -1,0 +1,137 @@
+"""End to end: the smoke preset, interrupted after stage 1 and resumed (the CI check)."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sftvsrl.config import ConfigError
+from sftvsrl.study.config import load_study_config
+from sftvsrl.study.run import run_study
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "configs" / "study" / "smoke.yaml"
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_smoke_study_end_to_end_with_interruption(tmp_path):
+    torch.set_num_threads(1)
+    cfg = load_study_config(SMOKE, ["threads=1"])
+    out = tmp_path / "smoke"
+    seen = []
+
+    def kill_after_init(name):
+        seen.append(name)
+        if name == "GeneralPoints-L.init":
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_study(cfg, out, after_stage=kill_after_init)
+    assert seen == ["pretrain", "GeneralPoints-L.data", "GeneralPoints-L.init"]
+    assert not (out / "curves.csv").exists()
+    init_result = (out / "stages" / "GeneralPoints-L.init.json").read_text()
+
+    rerun = []
+    report = run_study(cfg, out, after_stage=rerun.append)
+    assert (out / "stages" / "GeneralPoints-L.init.json").read_text() == init_result  # skipped, not redone
+    assert rerun[-3:] == ["GeneralPoints-L.rl", "GeneralPoints-L.sft", "GeneralPoints-L.eval"]
+
+    with (out / "curves.csv").open() as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    for column in (
+        "task",
+        "variant",
+        "method",
+        "step",
+        "gflops",
+        "split",
+        "success_rate",
+        "ci_low",
+        "ci_high",
+    ):
+        assert column in reader.fieldnames
+    assert {r["method"] for r in rows} == {"SFT", "RL"}
+    assert {r["split"] for r in rows} == {"id", "ood"}
+    for method in ("SFT", "RL"):
+        gflops = sorted(float(r["gflops"]) for r in rows if r["method"] == method)
+        assert gflops[-1] > gflops[0] > 0  # curves start at the init's compute and go on
+        assert all(
+            0 <= float(r["ci_low"]) <= float(r["success_rate"]) <= float(r["ci_high"]) <= 1 for r in rows
+        )
+    png = out / "success_vs_gflops.png"
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    text = report.read_text()
+    assert (
+        "| GeneralPoints-L | ood |" in text and "## What this run found" in text and "preset: smoke" in text
+    )
+    probe = json.loads((out / "stages" / "pretrain.json").read_text())["probe_accuracy"]
+    assert set(probe) <= {"arith", "cards", "dirs"} and all(0 <= v <= 1 for v in probe.values())
+    assert "Greedy exact-match accuracy of the base model" in text
+
+
+def test_cli_rejects_a_bad_override(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sftvsrl",
+            "study",
+            "--config",
+            str(SMOKE),
+            "--out",
+            str(tmp_path),
+            "init.steps=-3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "init.steps" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_trainer_section_typo_names_the_section():
+    with pytest.raises(ConfigError) as err:
+        load_study_config(SMOKE, ["stage2.rl.mixed_precision=bf16"])
+    assert "stage2.rl" in str(err.value) and "mixed_precision: unknown key" in str(err.value)
+    assert "preset" not in str(err.value)  # names the key, does not dump the whole config
+
+
+@pytest.mark.slow
+def test_ablations_run_and_are_reported(tmp_path):
+    """Turns sweep, RL from the base model and RL from an over-fitted start, on a toy budget."""
+    torch.set_num_threads(1)
+    cfg = load_study_config(
+        SMOKE,
+        [
+            "threads=1",
+            "corpus.enabled=false",
+            "init.steps=10",
+            "init.eval_every=10",
+            "stage2.rl_updates=1",
+            "eval.episodes=4",
+            "eval.num_envs=4",
+            "ablations.turns=[1,2]",
+            "ablations.rl_from_base=true",
+            "ablations.rl_from_overfit=true",
+            "ablations.overfit_steps=3",
+        ],
+    )
+    out = tmp_path / "abl"
+    report = run_study(cfg, out).read_text()
+    assert not (out / "stages" / "pretrain.json").exists()  # corpus disabled: base is a fresh tiny-lm
+    assert (out / "success_vs_turns_GeneralPoints-L.png").stat().st_size > 1000
+    assert "verification turns at evaluation (OOD)" in report
+    assert "RL from the base model (no SFT)" in report
+    assert "RL from an over-fitted SFT checkpoint" in report
+    overfit = (out / "GeneralPoints-L" / "ablation_rl_from_overfit" / "sft" / "checkpoints").iterdir()
+    assert [p.name for p in overfit] == ["step-00000003"]  # 3 more steps from the init checkpoint
