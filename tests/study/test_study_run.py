@@ -21,7 +21,6 @@ class Killed(Exception):
     pass
 
 
-@pytest.mark.slow
 def test_smoke_study_end_to_end_with_interruption(tmp_path):
     torch.set_num_threads(1)
     cfg = load_study_config(SMOKE, ["threads=1"])
