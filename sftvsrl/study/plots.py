@@ -64,6 +64,19 @@ def plot_success_vs_gflops(
     return path
 
 
+def _save_single_axis(fig, ax, xlabel: str, ylabel: str, path: str | Path) -> Path:
+    """Label, grid and legend a one-axis figure, then write it and free its memory."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_success_vs_turns(
     results: dict[str, dict[int, tuple[float, float, float]]], path: str | Path
 ) -> Path:
@@ -79,15 +92,7 @@ def plot_success_vs_turns(
         ax.fill_between(
             turns, [100 * by_turns[t][1] for t in turns], [100 * by_turns[t][2] for t in turns], alpha=0.15
         )
-    ax.set_xlabel("verification turns at evaluation")
-    ax.set_ylabel("success rate (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_single_axis(fig, ax, "verification turns at evaluation", "success rate (%)", path)
 
 
 def plot_recognition_vs_gflops(points: list[CurvePoint], path: str | Path) -> Path:
@@ -103,12 +108,4 @@ def plot_recognition_vs_gflops(points: list[CurvePoint], path: str | Path) -> Pa
                 label=method,
                 **METHOD_STYLE[method],
             )
-    ax.set_xlabel("training GFLOPs")
-    ax.set_ylabel("card-recognition accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_single_axis(fig, ax, "training GFLOPs", "card-recognition accuracy (%)", path)

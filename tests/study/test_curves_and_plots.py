@@ -74,3 +74,16 @@ def test_plots_are_real_images(tmp_path, points):
     assert turns.stat().st_size > 1000
     with pytest.raises(ValueError):
         plot_success_vs_gflops([], tmp_path / "none.png")
+
+
+def test_recognition_plot(tmp_path):
+    from sftvsrl.study.plots import plot_recognition_vs_gflops
+
+    pts = [
+        point(m, i, 5.0 * i, "id", 0.3, column=("GeneralPoints", "VL"), rec=0.5 + 0.1 * i)
+        for m in ("SFT", "RL")
+        for i in range(3)
+    ]
+    path = plot_recognition_vs_gflops(pts, tmp_path / "rec.png")
+    with Image.open(path) as img:
+        assert len(img.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 10
