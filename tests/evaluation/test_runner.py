@@ -117,6 +117,14 @@ def test_cli_tiny_model_end_to_end(tmp_path, capsys):
             ["--model", "tiny-lm", "--env", "sftvsrl-test/Toy-v0", "--env-kwargs", "split=val"],
             "cannot create",
         ),
+        (
+            ["--model", "tiny-lm", "--env", "sftvsrl/VIRL-L-v0", "--env-kwargs", "city=atlantis"],
+            "unknown city 'atlantis'",
+        ),
+        (
+            ["--model", "tiny-lm", "--env", "sftvsrl/VIRL-L-v0", "--env-kwargs", "city=path:/no/such/dir"],
+            "does not exist",
+        ),
     ],
 )
 def test_cli_clear_errors(tmp_path, capsys, args, message):

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from sftvsrl.config import ConfigError
 from sftvsrl.envs.virl.osm import bearing_deg, distance_m
 from sftvsrl.envs.virl.routes import TEST_PERCENT, Landmark, Route
 
@@ -60,7 +61,7 @@ MAX_PANO_DISTANCE_M = 25.0
 _ALLOWED_GLOBALS = {("builtins", "set"), ("builtins", "frozenset"), ("collections", "OrderedDict")}
 
 
-class LoaderError(ValueError):
+class LoaderError(ConfigError):
     """The data folder does not follow the documented layout; the message says where."""
 
 

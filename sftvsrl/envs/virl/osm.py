@@ -24,6 +24,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sftvsrl.config import ConfigError
+
 CACHE_VERSION = 2
 EARTH_RADIUS_M = 6_371_008.8
 CITY_FILES = {"helsinki": "Helsinki.osm.pbf", "kotka": "test.osm.pbf"}
@@ -51,7 +53,7 @@ MAX_LANDMARKS_PER_NODE = 5
 BEARING_SAMPLE_M = 20.0  # bearings are taken this far along the street, not from the first tiny segment
 
 
-class MapError(RuntimeError):
+class MapError(ConfigError):
     """The map file is missing or unusable."""
 
 

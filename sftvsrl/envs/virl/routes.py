@@ -21,6 +21,7 @@ import heapq
 import random
 from dataclasses import dataclass, field
 
+from sftvsrl.config import ConfigError
 from sftvsrl.envs.virl.directions import absolute_direction, needs_turn, relative_direction, signed_turn
 from sftvsrl.envs.virl.osm import Place, StreetMap, bearing_deg, distance_m
 
@@ -33,7 +34,7 @@ MIN_EDGE_M = 20.0
 MAX_ATTEMPTS = 3000
 
 
-class RouteError(RuntimeError):
+class RouteError(ConfigError):
     """No route fits the constraints (a tiny map or an empty split)."""
 
 

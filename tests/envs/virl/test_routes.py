@@ -1,5 +1,6 @@
 import pytest
 
+from sftvsrl.config import ConfigError
 from sftvsrl.envs.virl import osm
 from sftvsrl.envs.virl.directions import needs_turn
 from sftvsrl.envs.virl.routes import (
@@ -70,4 +71,4 @@ def test_splits_are_disjoint(city):
 def test_bad_split():
     with pytest.raises(ValueError):
         sample_route(osm.load_city("kotka"), "validation", 0)
-    assert issubclass(RouteError, RuntimeError)
+    assert issubclass(RouteError, ConfigError)  # the CLI prints it as a one-line error
