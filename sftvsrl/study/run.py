@@ -577,23 +577,19 @@ def write_expert(
     from sftvsrl.data.expert import write_expert_jsonl
 
     env_kwargs = {**kwargs, "prompt_style": prompt_style, "max_turns": 2}
+    answers: dict[str, Any]
     if spec.task == "GeneralPoints":
         from sftvsrl.data.generalpoints import varied_expert, wrong_answer
 
         rule = kwargs["rule"]
-        return write_expert_jsonl(
-            out,
-            spec.env_id,
-            env_kwargs,
-            n,
-            seed,
-            progress=False,
-            expert_fn=varied_expert,
-            wrong_fn=lambda info, rng: wrong_answer(info, rng, spec.vision, rule),
-            multi_turn_fraction=multi_turn_fraction,
-        )
-    from sftvsrl.data.virl import make_wrong_fn
+        answers = {
+            "expert_fn": varied_expert,
+            "wrong_fn": lambda info, rng: wrong_answer(info, rng, spec.vision, rule),
+        }
+    else:
+        from sftvsrl.data.virl import make_wrong_fn
 
+        answers = {"wrong_fn": make_wrong_fn(kwargs["action_space"])}
     return write_expert_jsonl(
         out,
         spec.env_id,
@@ -601,8 +597,8 @@ def write_expert(
         n,
         seed,
         progress=False,
-        wrong_fn=make_wrong_fn(kwargs["action_space"]),
         multi_turn_fraction=multi_turn_fraction,
+        **answers,
     )
 
 
