@@ -1,12 +1,12 @@
 """Plot a PPO run's reward and success rate per update from its ``log.jsonl``.
 
-python scripts/plot_rl_log.py runs/gp_l_tiny_rl/log.jsonl docs/figures/rl_curve.png
+python scripts/plot_rl_log.py runs/gp_l_tiny_rl/log.jsonl docs/figures/rl_curve.png [--title TEXT]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def main(log_path: str, out_path: str) -> None:
+def main(log_path: str, out_path: str, title: str | None = None) -> None:
     rows = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
     steps = [r["step"] for r in rows]
     fig, ax1 = plt.subplots(figsize=(6, 3.5))
@@ -27,7 +27,7 @@ def main(log_path: str, out_path: str) -> None:
     ax2.plot([s for s, _ in sr], [v for _, v in sr], color="tab:green", label="episode success rate")
     ax2.set_ylabel("success rate (episodes ended in the update)", color="tab:green")
     ax2.set_ylim(0, 1)
-    ax1.set_title(Path(log_path).parent.name)
+    ax1.set_title(title or Path(log_path).parent.name)
     fig.tight_layout()
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=120)
@@ -35,6 +35,9 @@ def main(log_path: str, out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("log", help="the run's log.jsonl")
+    parser.add_argument("out", help="PNG to write")
+    parser.add_argument("--title", help="figure title (default: the run folder's name)")
+    args = parser.parse_args()
+    main(args.log, args.out, args.title)
