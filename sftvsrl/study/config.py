@@ -34,7 +34,12 @@ _RL_OWNED = {"init", "out_dir", "env_id", "env_kwargs", "seed", "updates", "save
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """Environment and kwargs of one task variant: training data and every eval split."""
+    """Environment and kwargs of one task variant: training data and every eval split.
+
+    ``id_seen`` replays the training pool (hands or routes SFT and RL trained on) under the
+    training rule: success there but not on held-out ``id`` is memorisation, which is how a
+    small model shows the paper's effect before it generalises at all.
+    """
 
     task: str
     variant: str
@@ -53,7 +58,11 @@ TASKS: dict[str, TaskSpec] = {
         "L",
         "sftvsrl/GeneralPoints-L-v0",
         {"rule": "id", "split": "train"},
-        {"id": {"rule": "id", "split": "test"}, "ood": {"rule": "ood", "split": "test"}},
+        {
+            "id_seen": {"rule": "id", "split": "train"},
+            "id": {"rule": "id", "split": "test"},
+            "ood": {"rule": "ood", "split": "test"},
+        },
     ),
     "GeneralPoints-VL": TaskSpec(
         "GeneralPoints",
@@ -61,6 +70,7 @@ TASKS: dict[str, TaskSpec] = {
         "sftvsrl/GeneralPoints-VL-v0",
         {"rule": "id", "split": "train", "card_color": "black"},
         {
+            "id_seen": {"rule": "id", "split": "train", "card_color": "black"},
             "id": {"rule": "id", "split": "test", "card_color": "black"},
             "ood": {"rule": "ood", "split": "test", "card_color": "black"},
             "visual_ood": {"rule": "id", "split": "test", "card_color": "red"},
@@ -72,6 +82,7 @@ TASKS: dict[str, TaskSpec] = {
         "sftvsrl/VIRL-L-v0",
         {"action_space": "absolute", "split": "train"},
         {
+            "id_seen": {"action_space": "absolute", "split": "train"},
             "id": {"action_space": "absolute", "split": "test"},
             "ood": {"action_space": "relative", "split": "test"},
         },
@@ -82,6 +93,7 @@ TASKS: dict[str, TaskSpec] = {
         "sftvsrl/VIRL-VL-v0",
         {"action_space": "absolute", "split": "train"},
         {
+            "id_seen": {"action_space": "absolute", "split": "train"},
             "id": {"action_space": "absolute", "split": "test"},
             "ood": {"action_space": "relative", "split": "test"},
         },

@@ -13,7 +13,20 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 METHODS = ("SFT", "RL")
-SPLITS = ("id", "ood", "visual_ood")
+# Display order; ``id_seen`` is the training pool (memorisation), ``id`` held-out ID items.
+SPLITS = ("id_seen", "id", "ood", "visual_ood")
+SPLIT_NAMES = {
+    "id_seen": "ID, seen items",
+    "id": "in-distribution",
+    "ood": "rule-OOD",
+    "visual_ood": "visual-OOD",
+}
+
+
+def present_splits(points: Iterable[CurvePoint]) -> tuple[str, ...]:
+    """The splits that occur in ``points``, in display order (unknown ones last)."""
+    found = {p.split for p in points}
+    return tuple(s for s in SPLITS if s in found) + tuple(sorted(found - set(SPLITS)))
 
 
 @dataclass(frozen=True)
@@ -23,7 +36,7 @@ class CurvePoint:
     method: str  # "SFT" | "RL"; the shared start point is written once per method
     step: int
     gflops: float
-    split: str  # "id" | "ood" | "visual_ood"
+    split: str  # "id_seen" | "id" | "ood" | "visual_ood"
     success_rate: float
     ci_low: float
     ci_high: float

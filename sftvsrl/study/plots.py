@@ -13,7 +13,8 @@ from sftvsrl.study.curves import METHODS, CurvePoint, series  # noqa: E402
 
 METHOD_STYLE = {"SFT": {"color": "#d62728", "marker": "o"}, "RL": {"color": "#1f77b4", "marker": "s"}}
 SPLIT_TITLE = {
-    "id": "In-distribution",
+    "id_seen": "In-distribution,\nseen (training) items",
+    "id": "In-distribution,\nheld-out items",
     "ood": "Out-of-distribution (rule)",
     "visual_ood": "Out-of-distribution (visual)",
 }
@@ -53,7 +54,7 @@ def plot_success_vs_gflops(
             if row == len(splits) - 1:
                 ax.set_xlabel("training GFLOPs")
             ax.grid(alpha=0.3)
-            ax.set_ylim(-2, 102)
+            ax.set_ylim(*_success_ylim(points, split))
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="upper right", frameon=False)
@@ -62,6 +63,16 @@ def plot_success_vs_gflops(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _success_ylim(points: list[CurvePoint], split: str) -> tuple[float, float]:
+    """A row's y range in %: 0-100 when rates are large, zoomed in when they stay small, so
+    a change from 1% to 5% is visible; every column of a row shares it."""
+    highs = [100 * p.ci_high for p in points if p.split == split]
+    top = max(highs, default=100.0)
+    if top > 40:
+        return -2.0, 102.0
+    return -0.5, max(10.0, 1.15 * top)
 
 
 def _save_single_axis(fig, ax, xlabel: str, ylabel: str, path: str | Path) -> Path:

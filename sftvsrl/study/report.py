@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sftvsrl.study.curves import CurvePoint, at_matched_compute, fmt_pct, start_point
+from sftvsrl.study.curves import (
+    SPLIT_NAMES,
+    CurvePoint,
+    at_matched_compute,
+    fmt_pct,
+    present_splits,
+    start_point,
+)
 
 # The paper's OOD changes (percentage points) from one SFT init, Llama-3.2-Vision-11B.
 PAPER_OOD_CHANGE = {"GeneralPoints-L": (-8.1, 3.5), "VIRL-L": (-5.6, 9.3)}
@@ -27,7 +34,7 @@ def _overlap(a: CurvePoint, b: CurvePoint) -> bool:
 
 def finding(column: str, split: str, init: CurvePoint, sft: CurvePoint, rl: CurvePoint) -> str:
     """One honest sentence comparing SFT and RL on one split at matched compute."""
-    name = {"id": "in-distribution", "ood": "rule-OOD", "visual_ood": "visual-OOD"}.get(split, split)
+    name = SPLIT_NAMES.get(split, split)
     d_sft = 100 * (sft.success_rate - init.success_rate)
     d_rl = 100 * (rl.success_rate - init.success_rate)
     text = (
@@ -59,7 +66,7 @@ def build_report(
     ]
     findings = []
     for column in columns:
-        for split in ("id", "ood", "visual_ood"):
+        for split in present_splits(p for p in points if p.column == column):
             init = start_point(points, column, split)
             matched = at_matched_compute(points, column, split)
             if init is None or matched is None:

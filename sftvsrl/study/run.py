@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from sftvsrl.study.config import StudyConfig, TaskSpec, check_trainer_overrides, task_spec
-from sftvsrl.study.curves import CurvePoint, write_curves
+from sftvsrl.study.curves import CurvePoint, present_splits, write_curves
 from sftvsrl.study.stages import StageRunner
 
 KEEP_ALL = 100_000  # keep every checkpoint: each one is a point on a curve
@@ -283,10 +283,8 @@ class Study:
                 "val_loss": _eval_loss_at(run_dir, step),
             }
             history.append(entry)
-            if i.patience and i.select == "val_success" and len(history) > i.patience:
-                best = max(h["val_success"] for h in history[: -i.patience])
-                if all(h["val_success"] <= best for h in history[-i.patience :]):
-                    raise _StopTraining
+            if i.select != "last" and no_gain(history, i.select, i.patience):
+                raise _StopTraining
 
         sft = self.sft_config(
             base,
@@ -463,10 +461,7 @@ class Study:
         from sftvsrl.study.report import write_report
 
         write_curves(points, self.out / "curves.csv")
-        splits = (
-            ("id", "ood", "visual_ood") if any(p.split == "visual_ood" for p in points) else ("id", "ood")
-        )
-        plot_success_vs_gflops(points, self.out / "success_vs_gflops.png", splits=splits)
+        plot_success_vs_gflops(points, self.out / "success_vs_gflops.png", splits=present_splits(points))
         if any(p.recognition_acc is not None for p in points):
             plot_recognition_vs_gflops(points, self.out / "recognition_vs_gflops.png")
         sections = self._sections()
@@ -619,6 +614,22 @@ def corpus_accuracy(
     for row, gen in zip(rows, gens, strict=True):
         hits.setdefault(row["kind"], []).append(gen.text.strip() == row["completion"])
     return {kind: sum(v) / len(v) for kind, v in sorted(hits.items())}
+
+
+def no_gain(history: list[dict[str, Any]], key: str, patience: int | None) -> bool:
+    """Early stopping: the last ``patience`` validations did not beat the best before them.
+
+    ``key`` is ``val_success`` (higher is better) or ``val_loss`` (lower is better); a
+    validation without a value for ``key`` never triggers a stop.
+    """
+    if not patience or len(history) <= patience:
+        return False
+    values = [h.get(key) for h in history]
+    if any(v is None for v in values):
+        return False
+    sign = 1.0 if key == "val_success" else -1.0
+    best = max(sign * v for v in values[:-patience])
+    return all(sign * v <= best for v in values[-patience:])
 
 
 def _eval_loss_at(run_dir: Path, step: int) -> float | None:

@@ -87,3 +87,20 @@ def test_recognition_plot(tmp_path):
     path = plot_recognition_vs_gflops(pts, tmp_path / "rec.png")
     with Image.open(path) as img:
         assert len(img.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 10
+
+
+def test_present_splits_in_display_order(points):
+    from sftvsrl.study.curves import present_splits
+
+    extra = [point("SFT", 0, 0.0, "visual_ood", 0.1), point("SFT", 0, 0.0, "id_seen", 0.4)]
+    assert present_splits(points + extra) == ("id_seen", "id", "ood", "visual_ood")
+    assert present_splits([point("SFT", 0, 0.0, "custom", 0.1)]) == ("custom",)
+
+
+def test_small_rates_get_a_zoomed_axis(points):
+    from sftvsrl.study.plots import _success_ylim
+
+    low = [point("SFT", 0, 0.0, "ood", 0.06), point("RL", 1, 1.0, "ood", 0.02)]
+    assert _success_ylim(low, "ood") == pytest.approx((-0.5, 12.65))  # top: 1.15 * 11%
+    assert _success_ylim(points, "id") == (-2.0, 102.0)
+    assert _success_ylim([point("SFT", 0, 0.0, "ood", 0.0)], "ood")[1] == 10.0

@@ -59,7 +59,7 @@ def test_smoke_study_end_to_end_with_interruption(tmp_path):
     ):
         assert column in reader.fieldnames
     assert {r["method"] for r in rows} == {"SFT", "RL"}
-    assert {r["split"] for r in rows} == {"id", "ood"}
+    assert {r["split"] for r in rows} == {"id_seen", "id", "ood"}
     for method in ("SFT", "RL"):
         gflops = sorted(float(r["gflops"]) for r in rows if r["method"] == method)
         assert gflops[-1] > gflops[0] > 0  # curves start at the init's compute and go on
@@ -72,6 +72,7 @@ def test_smoke_study_end_to_end_with_interruption(tmp_path):
     assert (
         "| GeneralPoints-L | ood |" in text and "## What this run found" in text and "preset: smoke" in text
     )
+    assert "| GeneralPoints-L | id_seen |" in text
     probe = json.loads((out / "stages" / "pretrain.json").read_text())["probe_accuracy"]
     assert set(probe) <= {"arith", "cards", "dirs"} and all(0 <= v <= 1 for v in probe.values())
     assert "Greedy exact-match accuracy of the base model" in text
