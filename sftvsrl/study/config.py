@@ -173,6 +173,9 @@ class EvalSettings(StrictModel):
 
 class Ablations(StrictModel):
     turns: list[int] = Field(default_factory=list, description="verification turns to sweep, e.g. [1,3,5,10]")
+    turns_splits: list[str] = Field(
+        default_factory=lambda: ["ood"], min_length=1, description="eval splits the turns sweep runs on"
+    )
     rl_from_base: bool = False
     rl_from_overfit: bool = False
     overfit_steps: int = Field(400, gt=0, description="extra SFT steps on D_init for the over-fitted start")
@@ -204,6 +207,16 @@ class StudyConfig(StrictModel):
     stage2: ContinueStage = Field(default_factory=ContinueStage)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     ablations: Ablations = Field(default_factory=Ablations)
+
+    @model_validator(mode="after")
+    def _check_turns_splits(self) -> StudyConfig:
+        for task in self.tasks:
+            missing = sorted(set(self.ablations.turns_splits) - set(TASKS[task].splits))
+            if missing:
+                raise ValueError(
+                    f"ablations.turns_splits: {task} has no split {missing}; it has {list(TASKS[task].splits)}"
+                )
+        return self
 
     def model_for(self, spec: TaskSpec) -> str:
         if not spec.vision:

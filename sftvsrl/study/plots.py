@@ -89,7 +89,7 @@ def _save_single_axis(fig, ax, xlabel: str, ylabel: str, path: str | Path) -> Pa
 
 
 def plot_success_vs_turns(
-    results: dict[str, dict[int, tuple[float, float, float]]], path: str | Path
+    results: dict[str, dict[int, tuple[float, float, float]]], path: str | Path, title: str | None = None
 ) -> Path:
     """Success (with CI) against the number of verification turns allowed at evaluation.
 
@@ -103,6 +103,8 @@ def plot_success_vs_turns(
         ax.fill_between(
             turns, [100 * by_turns[t][1] for t in turns], [100 * by_turns[t][2] for t in turns], alpha=0.15
         )
+    if title:
+        ax.set_title(title)
     return _save_single_axis(fig, ax, "verification turns at evaluation", "success rate (%)", path)
 
 

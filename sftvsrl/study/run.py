@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from sftvsrl.study.config import StudyConfig, TaskSpec, check_trainer_overrides, task_spec
-from sftvsrl.study.curves import CurvePoint, present_splits, write_curves
+from sftvsrl.study.curves import SPLIT_NAMES, CurvePoint, present_splits, write_curves
 from sftvsrl.study.stages import StageRunner
 
 KEEP_ALL = 100_000  # keep every checkpoint: each one is a point on a curve
@@ -378,18 +378,24 @@ class Study:
         return {"points": [p.__dict__ for p in points]}
 
     def turns_ablation(self, name: str, spec: TaskSpec, init, sft, rl) -> dict[str, Any]:
-        out: dict[str, dict[str, list[float]]] = {}
-        for label, path in (("init", init["checkpoint"]), ("SFT", sft["final"]), ("RL", rl["final"])):
-            for turns in self.cfg.ablations.turns:
-                s = self.evaluate(
-                    path,
-                    spec,
-                    spec.splits["ood"],
-                    self.out / name / "evals" / "turns" / label / f"ood-{turns}.json",
-                    max_turns=turns,
-                )
-                out.setdefault(label, {})[str(turns)] = [s["success_rate"], *s["ci95"]]
-        return {"ood": out}
+        """``{split: {model: {turns: [rate, ci_low, ci_high]}}}`` for init, final SFT, final RL."""
+        a = self.cfg.ablations
+        out: dict[str, dict[str, dict[str, list[float]]]] = {}
+        for split in a.turns_splits:
+            for label, path in (("init", init["checkpoint"]), ("SFT", sft["final"]), ("RL", rl["final"])):
+                for turns in a.turns:
+                    s = self.evaluate(
+                        path,
+                        spec,
+                        spec.splits[split],
+                        self.out / name / "evals" / "turns" / label / f"{split}-{turns}.json",
+                        max_turns=turns,
+                    )
+                    out.setdefault(split, {}).setdefault(label, {})[str(turns)] = [
+                        s["success_rate"],
+                        *s["ci95"],
+                    ]
+        return out
 
     def rl_from(self, name: str, spec: TaskSpec, label: str, start: str) -> dict[str, Any]:
         run_dir = self.out / name / f"ablation_{label}"
@@ -466,10 +472,13 @@ class Study:
             plot_recognition_vs_gflops(points, self.out / "recognition_vs_gflops.png")
         sections = self._sections()
         for name in self.specs:
-            turns = self.results.get(f"{name}.turns")
-            if turns:
-                data = {lab: {int(t): tuple(v) for t, v in d.items()} for lab, d in turns["ood"].items()}
-                plot_success_vs_turns(data, self.out / f"success_vs_turns_{name}.png")
+            for split, by_model in (self.results.get(f"{name}.turns") or {}).items():
+                if split == "stage_seconds":
+                    continue
+                data = {lab: {int(t): tuple(v) for t, v in d.items()} for lab, d in by_model.items()}
+                plot_success_vs_turns(
+                    data, self.out / f"success_vs_turns_{name}_{split}.png", title=f"{name}, {split}"
+                )
         meta = {
             "preset": self.cfg.preset,
             "runtime_min": sum(r.get("stage_seconds", 0.0) for r in self.results.values()) / 60,
@@ -519,22 +528,20 @@ class Study:
                         f"{sft['budget_gflops']:.3g} GFLOPs, {sft['gflops']:.3g} GFLOPs total.",
                     )
                 )
-            turns = self.results.get(f"{name}.turns")
-            if turns:
+            for split, by_model in (self.results.get(f"{name}.turns") or {}).items():
+                if split == "stage_seconds":
+                    continue
+                turns = sorted({int(t) for by in by_model.values() for t in by})
                 lines = [
-                    "| model | " + " | ".join(f"{t} turns" for t in self.cfg.ablations.turns) + " |",
-                    "|---" * (len(self.cfg.ablations.turns) + 1) + "|",
+                    "| model | " + " | ".join(f"{t} turns" for t in turns) + " |",
+                    "|---" * (len(turns) + 1) + "|",
                 ]
-                for label, by in turns["ood"].items():
-                    lines.append(
-                        f"| {label} | "
-                        + " | ".join(_pct(by[str(t)]) for t in self.cfg.ablations.turns)
-                        + " |"
-                    )
+                for label, by in by_model.items():
+                    lines.append(f"| {label} | " + " | ".join(_pct(by[str(t)]) for t in turns) + " |")
                 out.append(
                     (
-                        f"{name}: verification turns at evaluation (OOD)",
-                        "\n".join(lines) + f"\n\n![turns](success_vs_turns_{name}.png)",
+                        f"{name}: verification turns at evaluation ({SPLIT_NAMES.get(split, split)})",
+                        "\n".join(lines) + f"\n\n![turns](success_vs_turns_{name}_{split}.png)",
                     )
                 )
             for label, title in (

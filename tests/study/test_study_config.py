@@ -33,6 +33,7 @@ def test_paper_uses_a_local_model_without_stage_0():
         ("init.sft.bogus=1", "unknown key"),
         ("tasks=[Chess-L]", "tasks"),
         ("ablations.turns=[0]", "positive"),
+        ("ablations.turns_splits=[id,visual_ood]", r"GeneralPoints-L has no split \['visual_ood'\]"),
     ],
 )
 def test_bad_values_are_clear_errors(override, message):

@@ -121,6 +121,7 @@ def test_ablations_run_and_are_reported(tmp_path):
             "eval.episodes=4",
             "eval.num_envs=4",
             "ablations.turns=[1,2]",
+            "ablations.turns_splits=[id_seen,ood]",
             "ablations.rl_from_base=true",
             "ablations.rl_from_overfit=true",
             "ablations.overfit_steps=3",
@@ -129,8 +130,10 @@ def test_ablations_run_and_are_reported(tmp_path):
     out = tmp_path / "abl"
     report = run_study(cfg, out).read_text()
     assert not (out / "stages" / "pretrain.json").exists()  # corpus disabled: base is a fresh tiny-lm
-    assert (out / "success_vs_turns_GeneralPoints-L.png").stat().st_size > 1000
-    assert "verification turns at evaluation (OOD)" in report
+    for split in ("id_seen", "ood"):
+        assert (out / f"success_vs_turns_GeneralPoints-L_{split}.png").stat().st_size > 1000
+    assert "verification turns at evaluation (rule-OOD)" in report
+    assert "verification turns at evaluation (ID, seen items)" in report
     assert "RL from the base model (no SFT)" in report
     assert "RL from an over-fitted SFT checkpoint" in report
     overfit = (out / "GeneralPoints-L" / "ablation_rl_from_overfit" / "sft" / "checkpoints").iterdir()
