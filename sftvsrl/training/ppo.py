@@ -149,8 +149,16 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
     if cfg.kl_coef > 0:
         ref_model = load_model(cfg.init, dtype=cfg.dtype, seed=cfg.seed, trainable=False).model.eval()
         ref_model.requires_grad_(False)
-    params = [p for p in pm.model.parameters() if p.requires_grad] + list(value_head.parameters())
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+    policy_params = [p for p in pm.model.parameters() if p.requires_grad]
+    params = policy_params + list(value_head.parameters())
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": policy_params, "lr": cfg.lr},
+            {"params": list(value_head.parameters()), "lr": cfg.value_lr or cfg.lr},
+        ],
+        eps=cfg.adam_eps,
+        weight_decay=cfg.weight_decay,
+    )
     steps_per_update = cfg.epochs * math.ceil(cfg.num_envs * cfg.steps_per_env / cfg.minibatch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, cfg.updates * steps_per_update))
     model, value_head, optimizer = accelerator.prepare(pm.model, value_head, optimizer)

@@ -28,6 +28,12 @@ class PPOConfig(StrictModel):
     minibatch_size: int = Field(16, gt=0)
     micro_batch_size: int = Field(16, gt=0)
     lr: float = Field(1e-6, gt=0)
+    value_lr: float | None = Field(
+        None,
+        gt=0,
+        description="value head's learning rate (default: lr). The head starts at zero; at a policy-sized "
+        "lr it cannot reach returns of a few units within a short run, so its baseline stays useless",
+    )
     lr_schedule: Literal["cosine", "constant"] = "cosine"
     warmup_fraction: float = Field(0.0, ge=0, lt=1)
     min_lr_ratio: float = Field(0.0, ge=0, le=1)

@@ -225,3 +225,20 @@ def test_fresh_start_over_an_existing_run_is_refused(tmp_path):
     train(c)
     with pytest.raises(ConfigError, match="--resume"):
         train(c)
+
+
+def test_value_head_has_its_own_learning_rate(tmp_path):
+    """One optimizer step: Adam's first update moves each parameter by about its group's lr,
+    so the zero-initialised last layer ends at +-value_lr and the policy is untouched by it."""
+    one_step = ["updates=1", "steps_per_env=2", "epochs=1", "minibatch_size=4", "max_turns=1", "kl_coef=0"]
+
+    def run(name, *extra):
+        out = train(cfg(tmp_path, name, *one_step, *extra)) / "checkpoints/step-00000001"
+        return load_file(out / "model.safetensors"), load_file(out / "value_head.safetensors")
+
+    policy_a, head_a = run("same", "lr=1e-3")
+    policy_b, head_b = run("fast", "lr=1e-3", "value_lr=5e-2")
+    assert all(torch.equal(policy_a[k], policy_b[k]) for k in policy_a)  # same policy step
+    last_a = head_a["net.2.weight"].abs().max().item()
+    last_b = head_b["net.2.weight"].abs().max().item()
+    assert last_a == pytest.approx(1e-3, rel=1e-3) and last_b == pytest.approx(5e-2, rel=1e-3)
