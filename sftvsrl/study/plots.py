@@ -55,10 +55,9 @@ def plot_success_vs_gflops(
                 ax.set_xlabel("training GFLOPs")
             ax.grid(alpha=0.3)
             ax.set_ylim(*_success_ylim(points, split))
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="upper right", frameon=False)
-    fig.tight_layout(rect=(0, 0, 0.93, 1))
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(loc="best", frameon=False)
+    fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -96,13 +95,23 @@ def plot_success_vs_turns(
     ``results[label][turns] = (rate, ci_low, ci_high)``.
     """
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
-    for label, by_turns in sorted(results.items()):
+    order = sorted(results, key=lambda label: (label not in ("init", *METHODS), label != "init", label))
+    for label in order:  # init first, then SFT and RL in the colours of the main figure
+        by_turns = results[label]
         turns = sorted(by_turns)
-        rates = [100 * by_turns[t][0] for t in turns]
-        ax.plot(turns, rates, marker="o", label=label)
-        ax.fill_between(
-            turns, [100 * by_turns[t][1] for t in turns], [100 * by_turns[t][2] for t in turns], alpha=0.15
+        style = METHOD_STYLE.get(
+            label, {"color": "0.45", "marker": "^"} if label == "init" else {"marker": "o"}
         )
+        ax.plot(turns, [100 * by_turns[t][0] for t in turns], label=label, **style)
+        ax.fill_between(
+            turns,
+            [100 * by_turns[t][1] for t in turns],
+            [100 * by_turns[t][2] for t in turns],
+            color=style.get("color"),
+            alpha=0.15,
+            linewidth=0,
+        )
+    ax.set_xticks(sorted({t for by_turns in results.values() for t in by_turns}))
     if title:
         ax.set_title(title)
     return _save_single_axis(fig, ax, "verification turns at evaluation", "success rate (%)", path)

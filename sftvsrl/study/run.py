@@ -383,14 +383,13 @@ class Study:
         out: dict[str, dict[str, dict[str, list[float]]]] = {}
         for split in a.turns_splits:
             for label, path in (("init", init["checkpoint"]), ("SFT", sft["final"]), ("RL", rl["final"])):
+                step = 0 if label == "init" else int(_ckpt_state(path)["step"])
+                curve_eval = self.out / name / "evals" / label / f"step-{step:08d}" / f"{split}.json"
                 for turns in a.turns:
-                    s = self.evaluate(
-                        path,
-                        spec,
-                        spec.splits[split],
-                        self.out / name / "evals" / "turns" / label / f"{split}-{turns}.json",
-                        max_turns=turns,
-                    )
+                    cache = self.out / name / "evals" / "turns" / label / f"{split}-{turns}.json"
+                    if turns == self.cfg.eval.max_turns and curve_eval.is_file():
+                        cache = curve_eval  # the same episodes at the same turns: already evaluated
+                    s = self.evaluate(path, spec, spec.splits[split], cache, max_turns=turns)
                     out.setdefault(split, {}).setdefault(label, {})[str(turns)] = [
                         s["success_rate"],
                         *s["ci95"],
@@ -533,7 +532,7 @@ class Study:
                     continue
                 turns = sorted({int(t) for by in by_model.values() for t in by})
                 lines = [
-                    "| model | " + " | ".join(f"{t} turns" for t in turns) + " |",
+                    "| model | " + " | ".join(f"{t} turn{'s' if t > 1 else ''}" for t in turns) + " |",
                     "|---" * (len(turns) + 1) + "|",
                 ]
                 for label, by in by_model.items():
