@@ -132,6 +132,11 @@ def test_ablations_run_and_are_reported(tmp_path):
     assert not (out / "stages" / "pretrain.json").exists()  # corpus disabled: base is a fresh tiny-lm
     for split in ("id_seen", "ood"):
         assert (out / f"success_vs_turns_GeneralPoints-L_{split}.png").stat().st_size > 1000
+        turns_dir = out / "GeneralPoints-L" / "evals" / "turns" / "init"
+        assert (turns_dir / f"{split}-2.json").is_file()
+        assert not (
+            turns_dir / f"{split}-1.json"
+        ).exists()  # eval.max_turns=1: the curve's evaluation is reused
     assert "verification turns at evaluation (rule-OOD)" in report
     assert "verification turns at evaluation (ID, seen items)" in report
     assert "RL from the base model (no SFT)" in report
