@@ -7,7 +7,6 @@ most one checkpoint interval. Evaluations are cached one file per (checkpoint, s
 
 from __future__ import annotations
 
-import contextlib
 import json
 import platform
 import shutil
@@ -21,14 +20,11 @@ import yaml
 
 from sftvsrl.study.config import StudyConfig, TaskSpec, check_trainer_overrides, task_spec
 from sftvsrl.study.curves import SPLIT_NAMES, CurvePoint, present_splits, write_curves
+from sftvsrl.study.dist import Processes
 from sftvsrl.study.stages import StageRunner
 
 KEEP_ALL = 100_000  # keep every checkpoint: each one is a point on a curve
 _STATE_ONLY = {"trainer_state.json", "optimizer.pt", "scheduler.pt"}
-
-
-class _StopTraining(Exception):
-    """Raised from a checkpoint hook to end SFT early (the checkpoint is already on disk)."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -74,14 +70,9 @@ def export_model(ckpt: Path, dest: Path) -> Path:
     return dest
 
 
-def _fresh_or_resume(run_dir: Path) -> bool:
-    """True when the run has a checkpoint to resume from; else clear a stale log."""
-    if checkpoints(run_dir):
-        return True
-    log = run_dir / "log.jsonl"
-    if log.is_file():
-        log.unlink()
-    return False
+def _drop_stale_log(run_dir: Path) -> None:
+    """Remove the log lines of an attempt that never reached a checkpoint."""
+    (run_dir / "log.jsonl").unlink(missing_ok=True)
 
 
 class Study:
@@ -98,7 +89,8 @@ class Study:
         self.command = command
         self.after_stage = after_stage
         self.specs = {name: task_spec(name) for name in cfg.tasks}
-        self.runner = StageRunner(self.out, total=self._stage_count())
+        self.procs = Processes()
+        self.runner = StageRunner(self.out, total=self._stage_count(), procs=self.procs)
         self.results: dict[str, dict[str, Any]] = {}
 
     def _stage_count(self) -> int:
@@ -106,7 +98,13 @@ class Study:
         per_task = 5 + bool(a.turns) + a.rl_from_base + a.rl_from_overfit
         return int(self.cfg.pretrain) + per_task * len(self.cfg.tasks)
 
-    def stage(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def stage(
+        self, name: str, fn: Callable[[], dict[str, Any]], *, main_only: bool = False
+    ) -> dict[str, Any]:
+        """Run (or skip) a stage; ``main_only`` stages (evaluations) run on the main process,
+        and the others receive its stored result."""
+        if main_only and not self.procs.is_main:
+            fn = dict
         result = self.runner.run(name, fn)
         self.results[name] = result
         if self.after_stage:
@@ -149,7 +147,10 @@ class Study:
     def run_sft(self, cfg, on_checkpoint=None) -> Path:
         from sftvsrl.training.sft import train_sft
 
-        return train_sft(cfg, resume=_fresh_or_resume(Path(cfg.out_dir)), on_checkpoint=on_checkpoint)
+        resume = bool(checkpoints(Path(cfg.out_dir)))
+        if not resume:
+            self.procs.main_only(lambda: _drop_stale_log(Path(cfg.out_dir)))
+        return train_sft(cfg, resume=resume, on_checkpoint=on_checkpoint)
 
     def run_rl(self, spec: TaskSpec, init: str, out_dir: Path, updates: int) -> Path:
         from sftvsrl.training.checkpoint import find_latest_checkpoint
@@ -172,8 +173,8 @@ class Study:
             }
         )
         resume = out_dir.is_dir() and find_latest_checkpoint(out_dir) is not None
-        if not resume and (out_dir / "log.jsonl").is_file():
-            (out_dir / "log.jsonl").unlink()  # lines of an attempt that never reached a checkpoint
+        if not resume:
+            self.procs.main_only(lambda: _drop_stale_log(out_dir))
         ppo_train(ppo, resume=resume)
         return checkpoints(out_dir)[-1][1]
 
@@ -226,11 +227,14 @@ class Study:
         c = self.cfg.corpus
         data = self.out / "data" / "corpus.jsonl"
         if not data.is_file():
-            write_corpus_jsonl(data, c.rows, seed=self.cfg.seed, mix=c.mix)
+            self.procs.main_only(lambda: write_corpus_jsonl(data, c.rows, seed=self.cfg.seed, mix=c.mix))
         run_dir = self.out / "stage0_pretrain"
         sft = self.sft_config("tiny-lm", data, run_dir, c.steps, max(1, c.steps // 2), c.sft)
         ckpt = self.run_sft(sft)
-        base = export_model(ckpt, self.out / "base_model")
+        base = self.out / "base_model"
+        self.procs.main_only(lambda: export_model(ckpt, base))
+        if not self.procs.is_main:
+            return {}  # the main process's result is stored and shared
         probe = corpus_accuracy(base, c.probe_rows, seed=self.cfg.seed + 7919, mix=c.mix)
         return {
             "base": str(base),
@@ -249,13 +253,15 @@ class Study:
             "more": (spec.train, self.cfg.stage2.sft_rows, seed + 10_000_000, i.multi_turn_fraction),
             "val": (spec.splits["id"], i.val_rows, self.cfg.eval.seed + 500_000, 0.0),
         }
-        out = {}
-        for key, (kwargs, n, first_seed, mt) in files.items():
-            path = folder / f"{key}.jsonl"
-            if not path.is_file():
-                write_expert(spec, kwargs, n, first_seed, path, mt, self.cfg.prompt_style)
-            out[key] = str(path)
-        return out
+
+        def write_missing() -> None:
+            for key, (kwargs, n, first_seed, mt) in files.items():
+                path = folder / f"{key}.jsonl"
+                if not path.is_file():
+                    write_expert(spec, kwargs, n, first_seed, path, mt, self.cfg.prompt_style)
+
+        self.procs.main_only(write_missing)
+        return {key: str(folder / f"{key}.jsonl") for key in files}
 
     def init_sft(self, name: str, spec: TaskSpec, base: str, data: dict[str, Any]) -> dict[str, Any]:
         i = self.cfg.init
@@ -263,8 +269,10 @@ class Study:
         val_dir = self.out / name / "evals" / "validation"
         val_seed = self.cfg.eval.seed + 500_000
         history: list[dict[str, Any]] = []
+        stop = {"early": False}
 
-        def validate(path: Path) -> None:
+        def validate(path: Path) -> bool:
+            """Evaluate one checkpoint (main process only); True: stop training here."""
             step = int(_ckpt_state(path)["step"])
             summary = self.evaluate(
                 path,
@@ -283,8 +291,15 @@ class Study:
                 "val_loss": _eval_loss_at(run_dir, step),
             }
             history.append(entry)
-            if i.select != "last" and no_gain(history, i.select, i.patience):
-                raise _StopTraining
+            stop["early"] = stop["early"] or (i.select != "last" and no_gain(history, i.select, i.patience))
+            return stop["early"]
+
+        def replay() -> bool:
+            """Validations finished before an interruption; True if they already stop training."""
+            for step, path in checkpoints(run_dir):
+                if (val_dir / f"step-{step:08d}.json").is_file() and validate(path):
+                    return True
+            return False
 
         sft = self.sft_config(
             base,
@@ -296,19 +311,15 @@ class Study:
             eval_file=Path(data["val"]) if i.select == "val_loss" else None,
             eval_every=i.eval_every if i.select == "val_loss" else None,
         )
-        stopped_early = False
-        try:
-            for step, path in checkpoints(run_dir):  # validations done before an interruption
-                if (val_dir / f"step-{step:08d}.json").is_file():
-                    validate(path)
-            self.run_sft(sft, on_checkpoint=validate)
-        except _StopTraining:
-            stopped_early = True
+        if not self.procs.from_main(replay() if self.procs.is_main else False):
+            self.run_sft(sft, on_checkpoint=validate)  # returns early when validate says stop
+        if not self.procs.is_main:
+            return {}  # the main process's result is stored and shared
+        stopped_early = stop["early"]
         done = {h["step"] for h in history}
         for step, path in checkpoints(run_dir):  # e.g. the final step when not a multiple
             if step not in done:
-                with contextlib.suppress(_StopTraining):
-                    validate(path)
+                validate(path)
         history.sort(key=lambda h: h["step"])
         if i.select == "last":
             chosen = history[-1]
@@ -335,7 +346,7 @@ class Study:
     ) -> dict[str, Any]:
         s = self.cfg.stage2
         budget = s.budget_gflops if s.budget_gflops is not None else rl["gflops"] - init["gflops"]
-        n_params, tokens_per_step = _sft_rate(self.out / name / "stage1_init", s.sft, self.cfg)
+        n_params, tokens_per_step = _sft_rate(self.out / name / "stage1_init", s.sft, self.procs.count)
         steps = max(1, round(budget * 1e9 / (6 * n_params * tokens_per_step)))
         run_dir = self.out / name / "stage2_sft"
         sft = self.sft_config(
@@ -399,6 +410,8 @@ class Study:
     def rl_from(self, name: str, spec: TaskSpec, label: str, start: str) -> dict[str, Any]:
         run_dir = self.out / name / f"ablation_{label}"
         final = self.run_rl(spec, start, run_dir / "rl", self.cfg.stage2.rl_updates)
+        if not self.procs.is_main:
+            return {}  # evaluations run once; the main process's result is stored and shared
         rows = {}
         for tag, path in (("start", start), ("after_rl", final)):
             for split in ("id", "ood"):
@@ -427,8 +440,10 @@ class Study:
 
             torch.set_num_threads(self.cfg.threads)
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "study_config.yaml").write_text(
-            yaml.safe_dump(self.cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
+        self.procs.main_only(
+            lambda: (self.out / "study_config.yaml").write_text(
+                yaml.safe_dump(self.cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
+            )
         )
         base_text = self.cfg.model
         if self.cfg.pretrain:
@@ -436,7 +451,8 @@ class Study:
         points: list[CurvePoint] = []
         for name, spec in self.specs.items():
             points += self.run_task(name, spec, base_text if not spec.vision else self.cfg.model_for(spec))
-        return self.write_outputs(points)
+        self.procs.main_only(lambda: self.write_outputs(points))
+        return self.out / "report.md"
 
     def run_task(self, name: str, spec: TaskSpec, base: str) -> list[CurvePoint]:
         """Stages 1 and 2, the curves and the ablations of one task variant."""
@@ -444,10 +460,12 @@ class Study:
         init = self.stage(f"{name}.init", lambda: self.init_sft(name, spec, base, data))
         rl = self.stage(f"{name}.rl", lambda: self.stage2_rl(name, spec, init))
         sft = self.stage(f"{name}.sft", lambda: self.stage2_sft(name, spec, init, rl, data))
-        curves = self.stage(f"{name}.eval", lambda: self.evaluate_curves(name, spec, init))
+        curves = self.stage(f"{name}.eval", lambda: self.evaluate_curves(name, spec, init), main_only=True)
         a = self.cfg.ablations
         if a.turns:
-            self.stage(f"{name}.turns", lambda: self.turns_ablation(name, spec, init, sft, rl))
+            self.stage(
+                f"{name}.turns", lambda: self.turns_ablation(name, spec, init, sft, rl), main_only=True
+            )
         if a.rl_from_base:
             self.stage(f"{name}.rl_from_base", lambda: self.rl_from(name, spec, "rl_from_base", base))
         if a.rl_from_overfit:
@@ -649,8 +667,9 @@ def _eval_loss_at(run_dir: Path, step: int) -> float | None:
     return None
 
 
-def _sft_rate(init_run: Path, overrides: dict[str, Any], cfg: StudyConfig) -> tuple[int, float]:
-    """(N, tokens per optimizer step) for stage-2 SFT, measured from the stage-1 run's log."""
+def _sft_rate(init_run: Path, overrides: dict[str, Any], world: int = 1) -> tuple[int, float]:
+    """(N, tokens per optimizer step) for stage-2 SFT over ``world`` processes, measured from
+    the stage-1 run's log (tokens per row) and stage 2's batch settings."""
     lines = [json.loads(x) for x in (init_run / "log.jsonl").read_text(encoding="utf-8").splitlines()]
     first, last = lines[0], lines[-1]
     state = _ckpt_state(checkpoints(init_run)[-1][1])
@@ -662,7 +681,7 @@ def _sft_rate(init_run: Path, overrides: dict[str, Any], cfg: StudyConfig) -> tu
     batch = overrides.get("batch_size", init_cfg.get("batch_size", 32)) * overrides.get(
         "grad_accum", init_cfg.get("grad_accum", 1)
     )
-    return n_params, per_row * batch
+    return n_params, per_row * batch * world
 
 
 def _point(

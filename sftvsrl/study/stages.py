@@ -3,6 +3,10 @@
 A finished stage leaves ``stages/<name>.json`` (its result, written atomically); re-running
 the study skips it and reuses the result. A stage that was interrupted has no such file and
 runs again; trainers inside it resume from their own checkpoints, so no work is lost.
+
+With several processes (``procs``), every process runs a stage's function (trainers need
+them all), the main process stores the result, and the others take the stored result, so
+all processes go on with the same one.
 """
 
 from __future__ import annotations
@@ -16,13 +20,23 @@ from typing import Any
 
 from rich.console import Console
 
+from sftvsrl.study.dist import Processes
+
 
 class StageRunner:
-    def __init__(self, out_dir: str | Path, console: Console | None = None, total: int | None = None):
+    def __init__(
+        self,
+        out_dir: str | Path,
+        console: Console | None = None,
+        total: int | None = None,
+        procs: Processes | None = None,
+    ):
         self.out_dir = Path(out_dir)
         self.stage_dir = self.out_dir / "stages"
         self.stage_dir.mkdir(parents=True, exist_ok=True)
-        self.console = console or Console(stderr=True)
+        self.procs = procs
+        quiet = procs is not None and not procs.is_main
+        self.console = console or Console(stderr=True, quiet=quiet)
         self.total = total
         self.index = 0
         self.started = time.time()
@@ -49,10 +63,15 @@ class StageRunner:
         self.console.rule(f"{label} stage {name}")
         start = time.time()
         result = fn()
-        result = {**result, "stage_seconds": round(time.time() - start, 2)}
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
-        tmp.replace(path)
+        result = {**(result or {}), "stage_seconds": round(time.time() - start, 2)}
+        if self.procs is None or self.procs.is_main:
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
+            tmp.replace(path)
+        if self.procs is not None:
+            self.procs.wait()
+            if not self.procs.is_main:
+                result = json.loads(path.read_text(encoding="utf-8"))
         elapsed = time.time() - self.started
         eta = ""
         if self.total and self.index < self.total:

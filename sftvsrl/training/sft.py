@@ -112,14 +112,17 @@ class SFTTrainer:
         *,
         resume: bool = False,
         on_log: Callable[[dict[str, Any]], None] | None = None,
-        on_checkpoint: Callable[[Path], None] | None = None,
+        on_checkpoint: Callable[[Path], bool | None] | None = None,
     ) -> None:
+        """``on_checkpoint(path)`` runs on the main process after each save; returning True
+        stops training there on every process (early stopping)."""
         from accelerate import Accelerator
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # per-shard save/load bars would drown our own
         self.cfg = cfg
         self.on_log, self.on_checkpoint = on_log, on_checkpoint
+        self.stop_requested = False
         self.run_dir = Path(cfg.out_dir)
         self.acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum, cpu=cpu_only_launch())
         torch.manual_seed(cfg.seed)
@@ -264,6 +267,8 @@ class SFTTrainer:
                 progress.update(self.step, record)
                 if self.step % cfg.save_every == 0 or self.step == self.total_steps:
                     last_saved = self.save()
+                    if self.stop_requested:
+                        break
         return last_saved or checkpoint_path(self.run_dir, self.step)
 
     def _record(self, loss: float, tokens: int, dt: float, grad_norm: Any) -> dict[str, Any]:
@@ -347,8 +352,10 @@ class SFTTrainer:
             keep_last=self.cfg.keep_last,
             model_state_dict=full_state,
         )
-        if self.acc.is_main_process and self.on_checkpoint:
-            self.on_checkpoint(path)
+        stop = bool(self.on_checkpoint(path)) if self.acc.is_main_process and self.on_checkpoint else False
+        # The main process decides; every process must leave the loop at the same step.
+        flag = torch.tensor([1.0 if stop else 0.0], device=self.acc.device)
+        self.stop_requested = bool(self.acc.reduce(flag, "sum").item() > 0)
         return path
 
 

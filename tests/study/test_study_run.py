@@ -143,3 +143,64 @@ def test_ablations_run_and_are_reported(tmp_path):
     assert "RL from an over-fitted SFT checkpoint" in report
     overfit = (out / "GeneralPoints-L" / "ablation_rl_from_overfit" / "sft" / "checkpoints").iterdir()
     assert [p.name for p in overfit] == ["step-00000003"]  # 3 more steps from the init checkpoint
+
+
+@pytest.mark.slow
+def test_two_processes_train_together_and_evaluate_once(tmp_path):
+    """torchrun with 2 gloo processes: trainers run on both, data/evals/report once, and the
+    main process's early-stopping decision ends stage 1 on both (a mismatch would hang)."""
+    import os
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "two"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        "-m",
+        "sftvsrl",
+        "study",
+        "--config",
+        str(SMOKE),
+        "--out",
+        str(out),
+        "threads=1",
+        "corpus.enabled=false",
+        "init.steps=40",
+        "init.eval_every=10",
+        "init.select=val_success",
+        "init.patience=1",
+        "init.val_episodes=4",
+        "stage2.rl_updates=2",
+        "eval.episodes=4",
+        "eval.num_envs=4",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-4000:]
+    init = json.loads((out / "stages" / "GeneralPoints-L.init.json").read_text())
+    # An untrained model scores 0 at every validation: no gain at the 2nd one, so both
+    # processes stop at step 20 instead of training to 40.
+    assert init["stopped_early"] and [h["step"] for h in init["history"]] == [10, 20]
+    stage1 = out / "GeneralPoints-L" / "stage1_init" / "checkpoints"
+    assert sorted(p.name for p in stage1.iterdir()) == ["step-00000010", "step-00000020"]
+    state = json.loads((stage1 / "step-00000020" / "trainer_state.json").read_text())
+    assert state["world_size"] == 2
+    rl_log = [
+        json.loads(x) for x in (out / "GeneralPoints-L" / "stage2_rl" / "log.jsonl").read_text().splitlines()
+    ]
+    assert [r["processes"] for r in rl_log] == [2, 2]
+    with (out / "curves.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["method"] for r in rows} == {"SFT", "RL"} and len(rows) == len({tuple(r.items()) for r in rows})
+    assert (out / "report.md").read_text().count("# SFT vs RL: study report") == 1
+    assert not list(out.rglob(".*tmp*"))  # no half-written files left by racing writers

@@ -108,6 +108,18 @@ def test_init_checkpoint_carries_flops(tmp_path, addition_jsonl):
     assert flops["total_flops"] > prior["total_flops"]
 
 
+def test_checkpoint_hook_can_stop_training(tmp_path, addition_jsonl):
+    seen = []
+
+    def hook(path: Path) -> bool:
+        seen.append(path.name)
+        return len(seen) == 2  # early stopping decided at the second checkpoint
+
+    final = train_sft(_cfg(addition_jsonl, tmp_path / "run", max_steps=8, save_every=2), on_checkpoint=hook)
+    assert seen == ["step-00000002", "step-00000004"] and final.name == "step-00000004"
+    assert [r["step"] for r in _log(tmp_path / "run")][-1] == 4
+
+
 def test_malformed_line_names_file_and_line(tmp_path, make_jsonl):
     data = make_jsonl(tmp_path / "d.jsonl", n=5)
     lines = data.read_text().splitlines()
