@@ -202,6 +202,11 @@ class StudyConfig(StrictModel):
     bf16: bool = True
     lora: LoraSettings | None = None
     threads: int | None = Field(None, gt=0, description="torch CPU threads (None: torch's default)")
+    dist_timeout_min: float = Field(
+        360.0,
+        gt=0,
+        description="multi-process launch: how long the other processes wait while the main one evaluates",
+    )
     corpus: CorpusStage = Field(default_factory=CorpusStage)
     init: InitStage = Field(default_factory=InitStage)
     stage2: ContinueStage = Field(default_factory=ContinueStage)

@@ -14,13 +14,24 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+def _multi_process() -> bool:
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 class Processes:
-    def __init__(self) -> None:
+    def __init__(self, timeout_min: float = 360.0) -> None:
+        """``timeout_min``: how long a process waits at a barrier (e.g. while the main process
+        evaluates) before the launch fails; used only if this creates the process group."""
+        from datetime import timedelta
+
         from accelerate import PartialState
 
         from sftvsrl.training.sft import cpu_only_launch
 
-        self.state = PartialState(cpu=cpu_only_launch())
+        kwargs = {"timeout": timedelta(minutes=timeout_min)} if _multi_process() else {}
+        self.state = PartialState(cpu=cpu_only_launch(), **kwargs)
 
     @property
     def is_main(self) -> bool:

@@ -89,7 +89,7 @@ class Study:
         self.command = command
         self.after_stage = after_stage
         self.specs = {name: task_spec(name) for name in cfg.tasks}
-        self.procs = Processes()
+        self.procs = Processes(cfg.dist_timeout_min)
         self.runner = StageRunner(self.out, total=self._stage_count(), procs=self.procs)
         self.results: dict[str, dict[str, Any]] = {}
 
