@@ -146,26 +146,14 @@ def test_ablations_run_and_are_reported(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_train_together_and_evaluate_once(tmp_path):
+def test_two_processes_train_together_and_evaluate_once(tmp_path, torchrun):
     """torchrun with 2 gloo processes: trainers run on both, data/evals/report once, and the
     main process's early-stopping decision ends stage 1 on both (a mismatch would hang)."""
     import os
-    import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     out = tmp_path / "two"
     cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(port),
+        *torchrun(2),
         "-m",
         "sftvsrl",
         "study",

@@ -3,9 +3,7 @@
 import json
 import math
 import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -106,23 +104,12 @@ def test_resume_is_exact(tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_two_cpu_processes_with_gloo(tmp_path):
+def test_two_cpu_processes_with_gloo(tmp_path, torchrun):
     out = tmp_path / "ddp"
     # accelerate's own launcher starts a single process for MULTI_CPU without mpirun; torchrun
     # starts two and accelerate joins them with gloo.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(port),
+        *torchrun(2),
         str(HERE / "toy_cli.py"),
         "rl",
         *BASE,

@@ -1,6 +1,5 @@
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -162,13 +161,7 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_factor(6, 10, 2, 0.1) == pytest.approx(0.55)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_two_gloo_processes_match_one_process(tmp_path, addition_jsonl):
+def test_two_gloo_processes_match_one_process(tmp_path, addition_jsonl, free_port):
     """`accelerate launch` with 2 CPU processes (gloo) trains the same model as one process
     that accumulates the same 2 micro-batches per step."""
     run = tmp_path / "run"
@@ -179,7 +172,7 @@ def test_two_gloo_processes_match_one_process(tmp_path, addition_jsonl):
         "--config_file",
         str(REPO / "configs" / "accelerate" / "cpu_2proc.yaml"),
         "--main_process_port",
-        str(_free_port()),
+        str(free_port),
         "-m",
         "sftvsrl",
         "sft",
