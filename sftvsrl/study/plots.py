@@ -131,3 +131,35 @@ def plot_recognition_vs_gflops(points: list[CurvePoint], path: str | Path) -> Pa
                 **METHOD_STYLE[method],
             )
     return _save_single_axis(fig, ax, "training GFLOPs", "card-recognition accuracy (%)", path)
+
+
+def read_ppo_log(path: str | Path) -> list[dict]:
+    """The per-update records of a PPO run's ``log.jsonl`` (blank lines skipped)."""
+    import json
+
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def plot_rl_training(rows: list[dict], path: str | Path, title: str = "PPO") -> Path:
+    """Mean reward per answer (left axis) and success of the episodes that ended in each
+    update (right axis) against the PPO update: did RL learn on its training data at all?"""
+    if not rows:
+        raise ValueError("no PPO updates to plot")
+    steps = [r["step"] for r in rows]
+    fig, ax1 = plt.subplots(figsize=(6, 3.5))
+    ax1.plot(steps, [r["mean_reward"] for r in rows], color="tab:blue")
+    ax1.set_xlabel("PPO update")
+    ax1.set_ylabel("mean reward per answer", color="tab:blue")
+    ax1.grid(alpha=0.3)
+    ax2 = ax1.twinx()
+    ended = [(r["step"], 100 * r["success_rate"]) for r in rows if r.get("success_rate") is not None]
+    ax2.plot([s for s, _ in ended], [v for _, v in ended], color="tab:green")
+    ax2.set_ylabel("success of episodes ended (%)", color="tab:green")
+    ax2.set_ylim(0, max(10.0, 1.15 * max((v for _, v in ended), default=0.0)))
+    ax1.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

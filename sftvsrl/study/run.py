@@ -478,8 +478,10 @@ class Study:
     def write_outputs(self, points: list[CurvePoint]) -> Path:
         from sftvsrl.study.plots import (
             plot_recognition_vs_gflops,
+            plot_rl_training,
             plot_success_vs_gflops,
             plot_success_vs_turns,
+            read_ppo_log,
         )
         from sftvsrl.study.report import write_report
 
@@ -489,6 +491,15 @@ class Study:
             plot_recognition_vs_gflops(points, self.out / "recognition_vs_gflops.png")
         sections = self._sections()
         for name in self.specs:
+            rl_log = self.out / name / "stage2_rl" / "log.jsonl"
+            rows = read_ppo_log(rl_log) if rl_log.is_file() else []
+            if rows:
+                figure = plot_rl_training(
+                    rows, self.out / f"rl_training_{name}.png", f"{name}: PPO (stage 2)"
+                )
+                sections.append(
+                    (f"{name}: PPO training", _rl_summary(rows) + f"\n\n![PPO training]({figure.name})")
+                )
             for split, by_model in (self.results.get(f"{name}.turns") or {}).items():
                 if split == "stage_seconds":
                     continue
@@ -682,6 +693,23 @@ def _sft_rate(init_run: Path, overrides: dict[str, Any], world: int = 1) -> tupl
         "grad_accum", init_cfg.get("grad_accum", 1)
     )
     return n_params, per_row * batch * world
+
+
+def _rl_summary(rows: list[dict[str, Any]]) -> str:
+    """First and last fifth of the PPO updates: the training reward's trend, in numbers."""
+    k = max(1, len(rows) // 5)
+
+    def mean(part: list[dict[str, Any]], key: str) -> float:
+        values = [r[key] for r in part if r.get(key) is not None]
+        return sum(values) / len(values) if values else float("nan")
+
+    head, tail = rows[:k], rows[-k:]
+    return (
+        f"{len(rows)} updates. Mean reward per answer {mean(head, 'mean_reward'):.2f} over the first {k} "
+        f"-> {mean(tail, 'mean_reward'):.2f} over the last {k}; success of ended episodes "
+        f"{100 * mean(head, 'success_rate'):.1f}% -> {100 * mean(tail, 'success_rate'):.1f}%; explained "
+        f"variance of the value head in the last {k}: {mean(tail, 'explained_variance'):.2f}."
+    )
 
 
 def _point(

@@ -104,3 +104,34 @@ def test_small_rates_get_a_zoomed_axis(points):
     assert _success_ylim(low, "ood") == pytest.approx((-0.5, 12.65))  # top: 1.15 * 11%
     assert _success_ylim(points, "id") == (-2.0, 102.0)
     assert _success_ylim([point("SFT", 0, 0.0, "ood", 0.0)], "ood")[1] == 10.0
+
+
+def test_rl_training_plot(tmp_path):
+    import json
+
+    from sftvsrl.study.plots import plot_rl_training, read_ppo_log
+
+    log = tmp_path / "log.jsonl"
+    rows = [
+        {"step": i, "mean_reward": -2 + 0.1 * i, "success_rate": None if i == 2 else 0.05 * i}
+        for i in range(1, 6)
+    ]
+    log.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    assert read_ppo_log(log) == rows
+    path = plot_rl_training(rows, tmp_path / "sub" / "rl.png", "toy")
+    with Image.open(path) as img:
+        assert len(img.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 10
+    with pytest.raises(ValueError):
+        plot_rl_training([], tmp_path / "none.png")
+
+
+def test_rl_summary_reports_the_trend():
+    from sftvsrl.study.run import _rl_summary
+
+    rows = [
+        {"step": i, "mean_reward": float(i), "success_rate": 0.1 * i, "explained_variance": 0.5}
+        for i in range(1, 11)
+    ]
+    text = _rl_summary(rows)
+    assert "10 updates" in text and "1.50 over the first 2 -> 9.50 over the last 2" in text
+    assert "15.0% -> 95.0%" in text and "last 2: 0.50" in text

@@ -73,6 +73,7 @@ def test_smoke_study_end_to_end_with_interruption(tmp_path):
         "| GeneralPoints-L | ood |" in text and "## What this run found" in text and "preset: smoke" in text
     )
     assert "| GeneralPoints-L | id_seen |" in text
+    assert "GeneralPoints-L: PPO training" in text and (out / "rl_training_GeneralPoints-L.png").is_file()
     probe = json.loads((out / "stages" / "pretrain.json").read_text())["probe_accuracy"]
     assert set(probe) <= {"arith", "cards", "dirs"} and all(0 <= v <= 1 for v in probe.values())
     assert "Greedy exact-match accuracy of the base model" in text
