@@ -115,10 +115,12 @@ def load_model(
     name = str(name_or_path)
     if name == SMOLLM2_NAME:
         name_or_path = name = str(ensure_smollm2())
-    elif name not in TINY_NAMES and not (Path(name) / "config.json").is_file():
+    elif name not in TINY_NAMES and Path(name).is_dir():
+        # A run folder (it has checkpoints/, and a PPO run also keeps its own config.json
+        # there, which is not a model config) stands for its newest checkpoint.
         from sftvsrl.training.checkpoint import find_latest_checkpoint  # imports this module
 
-        latest = find_latest_checkpoint(name) if Path(name).is_dir() else None
+        latest = find_latest_checkpoint(name)
         if latest is not None:
             name_or_path = name = str(latest)
     pm = _build_tiny(name, seed) if name in TINY_NAMES else _load_folder(Path(name_or_path))

@@ -110,5 +110,7 @@ def test_load_model_accepts_a_run_folder(pm, tmp_path):
         save_checkpoint(checkpoint_path(tmp_path, step), pm, {"step": step})
     loaded = load_model(tmp_path)
     assert torch.all(loaded.model.lm_head.weight == 2.0)
+    (tmp_path / "config.json").write_text('{"env_id": "x", "updates": 2}')  # a PPO run's own config
+    assert torch.all(load_model(tmp_path).model.lm_head.weight == 2.0)
     with pytest.raises(Exception, match="no config.json"):
         load_model(tmp_path / "checkpoints")
