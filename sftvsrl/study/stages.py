@@ -7,12 +7,17 @@ runs again; trainers inside it resume from their own checkpoints, so no work is 
 With several processes (``procs``), every process runs a stage's function (trainers need
 them all), the main process stores the result, and the others take the stored result, so
 all processes go on with the same one.
+
+Time: a running stage's seconds so far are written every ``heartbeat_s`` to
+``stages/.<name>.elapsed``, so a stage that was interrupted and re-run reports the time of
+all its attempts (up to one heartbeat lost per interruption), not only of the last one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +35,9 @@ class StageRunner:
         console: Console | None = None,
         total: int | None = None,
         procs: Processes | None = None,
+        heartbeat_s: float = 10.0,
     ):
+        self.heartbeat_s = heartbeat_s
         self.out_dir = Path(out_dir)
         self.stage_dir = self.out_dir / "stages"
         self.stage_dir.mkdir(parents=True, exist_ok=True)
@@ -43,6 +50,16 @@ class StageRunner:
 
     def result_path(self, name: str) -> Path:
         return self.stage_dir / f"{name}.json"
+
+    def _elapsed_path(self, name: str) -> Path:
+        return self.stage_dir / f".{name}.elapsed"
+
+    def _earlier_seconds(self, name: str) -> float:
+        """Seconds spent in earlier, interrupted attempts of ``name``."""
+        try:
+            return max(0.0, float(self._elapsed_path(name).read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return 0.0
 
     def done(self, name: str) -> bool:
         return self.result_path(name).is_file()
@@ -61,13 +78,31 @@ class StageRunner:
                 self.console.print(f"{label} {name}: done earlier, skipped")
                 return result
         self.console.rule(f"{label} stage {name}")
-        start = time.time()
-        result = fn()
-        result = {**(result or {}), "stage_seconds": round(time.time() - start, 2)}
-        if self.procs is None or self.procs.is_main:
+        start, earlier = time.time(), self._earlier_seconds(name)
+        main = self.procs is None or self.procs.is_main
+        stop = threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat, args=(name, start, earlier, stop), daemon=True, name=f"stage-{name}"
+        )
+        if main:
+            beat.start()
+        try:
+            result = fn()
+        except BaseException:  # interrupted or failed: keep the time spent for the next attempt
+            if main:
+                self._stop_heartbeat(beat, stop)
+                self._write_elapsed(name, earlier + time.time() - start)
+            raise
+        if main:
+            self._stop_heartbeat(beat, stop)
+        result = {**(result or {}), "stage_seconds": round(earlier + time.time() - start, 2)}
+        if earlier:
+            result["attempts_seconds_before"] = round(earlier, 2)
+        if main:
             tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
             tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
             tmp.replace(path)
+            self._elapsed_path(name).unlink(missing_ok=True)
         if self.procs is not None:
             self.procs.wait()
             if not self.procs.is_main:
@@ -78,3 +113,18 @@ class StageRunner:
             eta = f", about {elapsed / self.index * (self.total - self.index) / 60:.1f} min left"
         self.console.print(f"{label} {name}: finished in {result['stage_seconds']:.0f} s{eta}")
         return result
+
+    @staticmethod
+    def _stop_heartbeat(beat: threading.Thread, stop: threading.Event) -> None:
+        stop.set()
+        beat.join()  # no write of the counter may land after this
+
+    def _heartbeat(self, name: str, start: float, earlier: float, stop: threading.Event) -> None:
+        while not stop.wait(self.heartbeat_s):
+            self._write_elapsed(name, earlier + time.time() - start)
+
+    def _write_elapsed(self, name: str, seconds: float) -> None:
+        path = self._elapsed_path(name)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(f"{seconds:.2f}", encoding="utf-8")
+        tmp.replace(path)

@@ -34,3 +34,20 @@ def test_unreadable_result_reruns(tmp_path):
     runner = StageRunner(tmp_path)
     runner.result_path("a").write_text("{broken")
     assert runner.run("a", lambda: {"v": 1})["v"] == 1
+
+
+def test_interrupted_attempts_count_in_the_stage_time(tmp_path):
+    import time
+
+    def slow_then_interrupted():
+        time.sleep(0.35)  # a few heartbeats
+        raise KeyboardInterrupt
+
+    runner = StageRunner(tmp_path, heartbeat_s=0.05)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run("a", slow_then_interrupted)
+    assert float((tmp_path / "stages" / ".a.elapsed").read_text()) >= 0.35
+
+    result = StageRunner(tmp_path, heartbeat_s=0.05).run("a", lambda: {"v": 1})
+    assert result["stage_seconds"] >= 0.35 and result["attempts_seconds_before"] >= 0.35
+    assert not (tmp_path / "stages" / ".a.elapsed").exists()  # finished: the counter is folded in
