@@ -45,7 +45,12 @@ class TaskSpec:
     variant: str
     env_id: str
     train: dict[str, Any]
-    splits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    held_out: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def splits(self) -> dict[str, dict[str, Any]]:
+        """Every eval split: ``id_seen`` (the training kwargs themselves), then the held-out ones."""
+        return {"id_seen": dict(self.train), **self.held_out}
 
     @property
     def vision(self) -> bool:
@@ -58,11 +63,7 @@ TASKS: dict[str, TaskSpec] = {
         "L",
         "sftvsrl/GeneralPoints-L-v0",
         {"rule": "id", "split": "train"},
-        {
-            "id_seen": {"rule": "id", "split": "train"},
-            "id": {"rule": "id", "split": "test"},
-            "ood": {"rule": "ood", "split": "test"},
-        },
+        {"id": {"rule": "id", "split": "test"}, "ood": {"rule": "ood", "split": "test"}},
     ),
     "GeneralPoints-VL": TaskSpec(
         "GeneralPoints",
@@ -70,7 +71,6 @@ TASKS: dict[str, TaskSpec] = {
         "sftvsrl/GeneralPoints-VL-v0",
         {"rule": "id", "split": "train", "card_color": "black"},
         {
-            "id_seen": {"rule": "id", "split": "train", "card_color": "black"},
             "id": {"rule": "id", "split": "test", "card_color": "black"},
             "ood": {"rule": "ood", "split": "test", "card_color": "black"},
             "visual_ood": {"rule": "id", "split": "test", "card_color": "red"},
@@ -82,7 +82,6 @@ TASKS: dict[str, TaskSpec] = {
         "sftvsrl/VIRL-L-v0",
         {"action_space": "absolute", "split": "train"},
         {
-            "id_seen": {"action_space": "absolute", "split": "train"},
             "id": {"action_space": "absolute", "split": "test"},
             "ood": {"action_space": "relative", "split": "test"},
         },
@@ -93,7 +92,6 @@ TASKS: dict[str, TaskSpec] = {
         "sftvsrl/VIRL-VL-v0",
         {"action_space": "absolute", "split": "train"},
         {
-            "id_seen": {"action_space": "absolute", "split": "train"},
             "id": {"action_space": "absolute", "split": "test"},
             "ood": {"action_space": "relative", "split": "test"},
         },
