@@ -389,7 +389,8 @@ class Study:
         return {"points": [p.__dict__ for p in points]}
 
     def turns_ablation(self, name: str, spec: TaskSpec, init, sft, rl) -> dict[str, Any]:
-        """``{split: {model: {turns: [rate, ci_low, ci_high]}}}`` for init, final SFT, final RL."""
+        """``{"by_split": {split: {model: {turns: [rate, ci_low, ci_high]}}}}`` for init, final
+        SFT and final RL (nested, so the stage runner's own keys never look like a split)."""
         a = self.cfg.ablations
         out: dict[str, dict[str, dict[str, list[float]]]] = {}
         for split in a.turns_splits:
@@ -405,7 +406,7 @@ class Study:
                         s["success_rate"],
                         *s["ci95"],
                     ]
-        return out
+        return {"by_split": out}
 
     def rl_from(self, name: str, spec: TaskSpec, label: str, start: str) -> dict[str, Any]:
         run_dir = self.out / name / f"ablation_{label}"
@@ -500,9 +501,7 @@ class Study:
                 sections.append(
                     (f"{name}: PPO training", _rl_summary(rows) + f"\n\n![PPO training]({figure.name})")
                 )
-            for split, by_model in (self.results.get(f"{name}.turns") or {}).items():
-                if split == "stage_seconds":
-                    continue
+            for split, by_model in self._turns(name).items():
                 data = {lab: {int(t): tuple(v) for t, v in d.items()} for lab, d in by_model.items()}
                 plot_success_vs_turns(
                     data, self.out / f"success_vs_turns_{name}_{split}.png", title=f"{name}, {split}"
@@ -519,6 +518,10 @@ class Study:
             "extra_sections": sections,
         }
         return write_report(points, meta, self.out / "report.md")
+
+    def _turns(self, name: str) -> dict[str, dict[str, dict[str, list[float]]]]:
+        """The turns ablation of task ``name`` by split ({} when it did not run)."""
+        return (self.results.get(f"{name}.turns") or {}).get("by_split", {})
 
     def _sections(self) -> list[tuple[str, str]]:
         out = []
@@ -556,9 +559,7 @@ class Study:
                         f"{sft['budget_gflops']:.3g} GFLOPs, {sft['gflops']:.3g} GFLOPs total.",
                     )
                 )
-            for split, by_model in (self.results.get(f"{name}.turns") or {}).items():
-                if split == "stage_seconds":
-                    continue
+            for split, by_model in self._turns(name).items():
                 turns = sorted({int(t) for by in by_model.values() for t in by})
                 lines = [
                     "| model | " + " | ".join(f"{t} turn{'s' if t > 1 else ''}" for t in turns) + " |",

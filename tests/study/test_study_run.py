@@ -193,3 +193,21 @@ def test_two_processes_train_together_and_evaluate_once(tmp_path, torchrun):
     assert {r["method"] for r in rows} == {"SFT", "RL"} and len(rows) == len({tuple(r.items()) for r in rows})
     assert (out / "report.md").read_text().count("# SFT vs RL: study report") == 1
     assert not list(out.rglob(".*tmp*"))  # no half-written files left by racing writers
+
+
+def test_turns_results_are_read_apart_from_the_runners_own_keys(tmp_path):
+    """A turns stage re-run after an interruption carries `attempts_seconds_before` next to
+    `stage_seconds`; neither may be taken for a split."""
+    from sftvsrl.study.run import Study
+
+    study = Study(load_study_config(SMOKE, ["ablations.turns=[1,2]"]), tmp_path)
+    by_model = {"init": {"1": [0.1, 0.0, 0.3], "2": [0.2, 0.1, 0.4]}}
+    study.results["GeneralPoints-L.turns"] = {
+        "by_split": {"ood": by_model},
+        "stage_seconds": 12.0,
+        "attempts_seconds_before": 5.0,
+    }
+    assert study._turns("GeneralPoints-L") == {"ood": by_model}
+    titles = [title for title, _ in study._sections()]
+    assert titles == ["GeneralPoints-L: verification turns at evaluation (rule-OOD)"]
+    assert study._turns("VIRL-L") == {}
