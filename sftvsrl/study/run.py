@@ -269,10 +269,11 @@ class Study:
         val_dir = self.out / name / "evals" / "validation"
         val_seed = self.cfg.eval.seed + 500_000
         history: list[dict[str, Any]] = []
-        stop = {"early": False}
+        stopped_early = False
 
         def validate(path: Path) -> bool:
             """Evaluate one checkpoint (main process only); True: stop training here."""
+            nonlocal stopped_early
             step = int(_ckpt_state(path)["step"])
             summary = self.evaluate(
                 path,
@@ -291,8 +292,8 @@ class Study:
                 "val_loss": _eval_loss_at(run_dir, step),
             }
             history.append(entry)
-            stop["early"] = stop["early"] or (i.select != "last" and no_gain(history, i.select, i.patience))
-            return stop["early"]
+            stopped_early = stopped_early or (i.select != "last" and no_gain(history, i.select, i.patience))
+            return stopped_early
 
         def replay() -> bool:
             """Validations finished before an interruption; True if they already stop training."""
@@ -315,7 +316,7 @@ class Study:
             self.run_sft(sft, on_checkpoint=validate)  # returns early when validate says stop
         if not self.procs.is_main:
             return {}  # the main process's result is stored and shared
-        stopped_early = stop["early"]
+        stopped = stopped_early  # the post-training validations below do not count as a stop
         done = {h["step"] for h in history}
         for step, path in checkpoints(run_dir):  # e.g. the final step when not a multiple
             if step not in done:
@@ -332,7 +333,7 @@ class Study:
             "step": chosen["step"],
             "gflops": chosen["gflops"],
             "history": history,
-            "stopped_early": stopped_early,
+            "stopped_early": stopped,
             "select": i.select,
         }
 

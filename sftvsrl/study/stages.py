@@ -86,15 +86,16 @@ class StageRunner:
         )
         if main:
             beat.start()
+        finished = False
         try:
             result = fn()
-        except BaseException:  # interrupted or failed: keep the time spent for the next attempt
+            finished = True
+        finally:
             if main:
-                self._stop_heartbeat(beat, stop)
-                self._write_elapsed(name, earlier + time.time() - start)
-            raise
-        if main:
-            self._stop_heartbeat(beat, stop)
+                stop.set()
+                beat.join()  # no write of the counter may land after this
+                if not finished:  # interrupted or failed: keep the time spent for the next attempt
+                    self._write_elapsed(name, earlier + time.time() - start)
         result = {**(result or {}), "stage_seconds": round(earlier + time.time() - start, 2)}
         if earlier:
             result["attempts_seconds_before"] = round(earlier, 2)
@@ -113,11 +114,6 @@ class StageRunner:
             eta = f", about {elapsed / self.index * (self.total - self.index) / 60:.1f} min left"
         self.console.print(f"{label} {name}: finished in {result['stage_seconds']:.0f} s{eta}")
         return result
-
-    @staticmethod
-    def _stop_heartbeat(beat: threading.Thread, stop: threading.Event) -> None:
-        stop.set()
-        beat.join()  # no write of the counter may land after this
 
     def _heartbeat(self, name: str, start: float, earlier: float, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_s):
