@@ -17,6 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "study" / "smoke.yaml"
 
 
+def study_cli(out, *overrides) -> list[str]:
+    """Arguments after the interpreter (or launcher) that run the smoke study through the CLI."""
+    return ["-m", "sftvsrl", "study", "--config", str(SMOKE), "--out", str(out), *overrides]
+
+
 class Killed(Exception):
     pass
 
@@ -81,17 +86,7 @@ def test_smoke_study_end_to_end_with_interruption(tmp_path):
 
 def test_cli_rejects_a_bad_override(tmp_path):
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sftvsrl",
-            "study",
-            "--config",
-            str(SMOKE),
-            "--out",
-            str(tmp_path),
-            "init.steps=-3",
-        ],
+        [sys.executable, *study_cli(tmp_path, "init.steps=-3")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -155,13 +150,7 @@ def test_two_processes_train_together_and_evaluate_once(tmp_path, torchrun):
     out = tmp_path / "two"
     cmd = [
         *torchrun(2),
-        "-m",
-        "sftvsrl",
-        "study",
-        "--config",
-        str(SMOKE),
-        "--out",
-        str(out),
+        *study_cli(out),
         "threads=1",
         "corpus.enabled=false",
         "init.steps=40",
