@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from sftvsrl import subcommands
-from sftvsrl.config import ConfigError
+from sftvsrl.errors import UserError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("sftvsrl.data.cli", "write expert demonstrations as prompt/completion JSONL"),
@@ -22,10 +22,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("sftvsrl.evaluation.cli", "evaluate a model on an environment"),
     "study": ("sftvsrl.study.cli", "run the SFT-vs-RL study end to end"),
 }
-
-
-class UserError(Exception):
-    """An error caused by the user's input; printed without a traceback."""
 
 
 def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
@@ -51,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if not argv else 2
     try:
         return int(module.run(args) or 0)
-    except (ConfigError, UserError, FileNotFoundError) as exc:
+    except (UserError, FileNotFoundError) as exc:
         print(f"sftvsrl {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

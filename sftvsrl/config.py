@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sftvsrl.errors import ConfigError
+
 T = TypeVar("T", bound=BaseModel)
 
-
-class ConfigError(ValueError):
-    """A config file or override that cannot be used, with a message a user can act on."""
+__all__ = ["ConfigError", "StrictModel", "load_config", "dump_config", "read_yaml", "apply_overrides"]
 
 
 class StrictModel(BaseModel):

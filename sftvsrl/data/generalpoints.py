@@ -127,8 +127,8 @@ def env_kwargs_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sftvsrl.cli import UserError
     from sftvsrl.data.expert import write_expert_jsonl
+    from sftvsrl.errors import UserError
 
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")

@@ -65,8 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sftvsrl.cli import UserError
     from sftvsrl.data.expert import write_expert_jsonl
+    from sftvsrl.errors import UserError
 
     if args.n < 1:
         raise UserError("--n must be at least 1")

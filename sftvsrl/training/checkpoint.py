@@ -31,8 +31,8 @@ from safetensors import safe_open
 from safetensors.torch import load_model as load_module_safetensors
 from safetensors.torch import save_model as save_module_safetensors
 
-from sftvsrl.cli import UserError
 from sftvsrl.config import ConfigError
+from sftvsrl.errors import CheckpointError
 from sftvsrl.models.loading import PolicyModel, load_model, save_model
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -40,10 +40,6 @@ TRAINER_STATE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
 STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-class CheckpointError(UserError):
-    """A checkpoint that is missing, incomplete or corrupt; the message names the file."""
 
 
 class Distributed(Protocol):

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sftvsrl.cli import UserError
+from sftvsrl.errors import DataError
 
-
-class DataError(UserError):
-    """A data file that cannot be trained on; the message names the file and line."""
+__all__ = ["DataError", "SFTDataset", "load_sft_jsonl", "validate_jsonl"]
 
 
 @dataclass

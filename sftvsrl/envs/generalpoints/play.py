@@ -38,9 +38,9 @@ def _as_answer(line: str, info: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sftvsrl.cli import UserError
     from sftvsrl.envs.generalpoints.env import GeneralPointsEnv
     from sftvsrl.envs.generalpoints.render import save_png
+    from sftvsrl.errors import UserError
 
     try:
         env = GeneralPointsEnv(

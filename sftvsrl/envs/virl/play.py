@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import sftvsrl  # noqa: F401  (registers the environments)
-    from sftvsrl.cli import UserError
+    from sftvsrl.errors import UserError
 
     env_id = "sftvsrl/VIRL-VL-v0" if args.vl else "sftvsrl/VIRL-L-v0"
     try:
