@@ -7,6 +7,7 @@ so the CLI can set anything the file can.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,15 +83,54 @@ def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid config ({source}):"]
+def _fields_at(cls: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    """The field names valid at ``loc`` (a path of keys) of a pydantic model class."""
+    for key in loc:
+        if cls is None or not isinstance(key, str) or key not in cls.model_fields:
+            return []
+        cls = _model_class(cls.model_fields[key].annotation)
+    return list(cls.model_fields) if cls is not None else []
+
+
+def _model_class(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``Optim`` or ``Optim | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_class(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def format_validation_error(
+    exc: ValidationError,
+    source: str,
+    *,
+    model: type[BaseModel] | None = None,
+    overrides: dict[str, str] | None = None,
+) -> str:
+    """One line naming, for each bad key, where it came from (an override or the file), what is
+    wrong, and for an unknown key the closest valid one."""
+    problems = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "<root>"
+        origin = next(
+            (
+                f"override {item!r}"
+                for k, item in (overrides or {}).items()
+                if key == k or key.startswith(k + ".")
+            ),
+            source,
+        )
         if err["type"] == "extra_forbidden":
-            lines.append(f"  - {loc}: unknown key")
+            close = difflib.get_close_matches(str(loc[-1]), _fields_at(model, loc[:-1]), n=1)
+            hint = f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?)" if close else ""
+            problems.append(f"{origin}: {key}: unknown key{hint}")
         else:
-            lines.append(f"  - {loc}: {err['msg']} (got {err.get('input')!r})")
-    return "\n".join(lines)
+            problems.append(f"{origin}: {key}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid config: " + "; ".join(problems)
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
@@ -100,9 +140,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(
-            format_validation_error(exc, str(path) if path else "defaults + overrides")
-        ) from None
+        by_key = {".".join(parse_override(item)[0]): item for item in overrides or []}
+        source = f"config file {path}" if path else "defaults"
+        raise ConfigError(format_validation_error(exc, source, model=cls, overrides=by_key)) from None
 
 
 def dump_config(config: BaseModel, path: str | Path) -> None:

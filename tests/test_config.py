@@ -60,3 +60,21 @@ def test_apply_overrides_does_not_mutate():
     data = {"a": {"b": 1}}
     out = apply_overrides(data, ["a.b=2", "c.d=x"])
     assert data == {"a": {"b": 1}} and out == {"a": {"b": 2}, "c": {"d": "x"}}
+
+
+def test_errors_name_their_source_and_closest_key(tmp_path: Path):
+    with pytest.raises(ConfigError) as err:
+        load_config(Demo, overrides=["stepz=3"])
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "override 'stepz=3'" in msg and "did you mean steps?" in msg
+    with pytest.raises(ConfigError, match=r"did you mean optim\.betas\?"):
+        load_config(Demo, overrides=["optim.beta=[0.8, 0.9]"])
+    path = tmp_path / "c.yaml"
+    path.write_text("stpes: 3\n")
+    with pytest.raises(
+        ConfigError, match=rf"config file {path}: stpes: unknown key \(did you mean steps\?\)"
+    ):
+        load_config(Demo, path, ["optim.lr=0.1"])
+    with pytest.raises(ConfigError, match=r"override 'steps=many': steps:"):
+        load_config(Demo, None, ["steps=many"])
