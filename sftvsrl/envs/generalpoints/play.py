@@ -40,7 +40,9 @@ def _as_answer(line: str, info: dict) -> str:
 
 def hint(info: dict) -> str:
     expert = json.loads(info["expert_answer"])
-    return f"Values {expert['number']}; a solution: {expert['formula']}\n(full answer: {info['expert_answer']})"
+    return (
+        f"Values {expert['number']}; a solution: {expert['formula']}\n(full answer: {info['expert_answer']})"
+    )
 
 
 def make_game(args: argparse.Namespace):

@@ -24,7 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--city", default="helsinki", help="helsinki, kotka or path:<dir> (original data)" + _D
     )
     parser.add_argument(
-        "--action-space", default="absolute", choices=["absolute", "relative"], help="how turns are named" + _D
+        "--action-space",
+        default="absolute",
+        choices=["absolute", "relative"],
+        help="how turns are named" + _D,
     )
     parser.add_argument(
         "--split",
@@ -34,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first route (then seed+1, ...)" + _D)
     parser.add_argument("--max-turns", type=int, default=2, help="answers allowed at each intersection" + _D)
-    parser.add_argument("--prompt-style", default="full", choices=["full", "compact"], help="prompt wording" + _D)
+    parser.add_argument(
+        "--prompt-style", default="full", choices=["full", "compact"], help="prompt wording" + _D
+    )
     parser.add_argument("--vl", action="store_true", help="vision variant: save the views as PNG files")
     parser.add_argument("--image-dir", default=".", help="where --vl saves view images" + _D)
 
@@ -132,7 +137,9 @@ def make_game(args: argparse.Namespace):
         return f"Now: {now}" + save_view(obs)
 
     def status(info) -> str:
-        return f"route {state['route']}, step {info['step'] + 1}, attempt {info['turn'] + 1} of {args.max_turns}"
+        return (
+            f"route {state['route']}, step {info['step'] + 1}, attempt {info['turn'] + 1} of {args.max_turns}"
+        )
 
     def ending(info) -> str:
         if info.get("success"):
