@@ -151,7 +151,7 @@ def help_text(game: Game) -> str:
     )
 
 
-def _ask_another(game: Game, input_fn: InputFn, say: Printer) -> bool | None:
+def _ask_another(game: Game, input_fn: InputFn, say: Printer) -> bool:
     """True for another episode, False to stop; EOF counts as stop."""
     while True:
         try:
@@ -176,9 +176,19 @@ def _read(input_fn: InputFn, prompt: str, remember: bool = True) -> str:
 
 
 def play(game: Game, input_fn: InputFn | None = None, say: Printer = print) -> int:
-    """Play episodes of ``game`` until the player quits; returns the exit code (0)."""
+    """Play episodes of ``game`` until the player quits; returns the exit code: 0, or 130
+    after Ctrl-C (the score is printed either way)."""
     read = input_fn if input_fn is not None else LineReader(game.name)
     score = Score()
+    try:
+        return _play(game, read, say, score)
+    except KeyboardInterrupt:
+        say("")
+        say(score.summary(game.episode_word))
+        return 130
+
+
+def _play(game: Game, read: InputFn, say: Printer, score: Score) -> int:
 
     def bye() -> int:
         say("")
@@ -201,9 +211,6 @@ def play(game: Game, input_fn: InputFn | None = None, say: Printer = print) -> i
                 line = _read(read, f"\n[{game.status(info)}] > ")
             except EOFError:
                 return bye()
-            except KeyboardInterrupt:
-                bye()
-                return 130
             line = line.rstrip("\r\n")
             text = line.strip()
             word = text.lower()

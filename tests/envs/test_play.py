@@ -218,3 +218,14 @@ def test_piped_command_line_session():
     assert "not sent as an answer" in out and "\\x1b[D" in out
     assert "Score: 0 of 1 hand won, 1 answer scored, total reward -2" in out
     assert json.loads(out.split("(full answer: ", 1)[1].split(")\n", 1)[0])["number"] == [2, 1, 3, 6]
+
+
+def test_ctrl_c_prints_the_score_and_exits_130():
+    game = make(gp_play, ["--seed", "0"])
+
+    def interrupt(script):
+        raise KeyboardInterrupt
+
+    script = Script("1+1", interrupt)
+    assert play(game, script) == 130
+    assert "Score: 0 of 1 hand won, 1 answer scored" in script.out
