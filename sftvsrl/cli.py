@@ -11,8 +11,13 @@ import argparse
 import importlib
 import sys
 
-from sftvsrl import subcommands
+from sftvsrl import __version__, subcommands
 from sftvsrl.errors import UserError
+
+DESCRIPTION = (
+    "SFT memorizes, RL generalizes: data, training, evaluation and play for GeneralPoints and V-IRL."
+)
+EPILOG = "Run 'sftvsrl COMMAND --help' for the options of a command (each shows its defaults)."
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("sftvsrl.data.cli", "write expert demonstrations as prompt/completion JSONL"),
@@ -26,7 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
     subcommands.set_argv(argv)
-    parser = argparse.ArgumentParser(prog="sftvsrl", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="sftvsrl", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     module = None
     wanted = argv[0] if argv and not argv[0].startswith("-") else None

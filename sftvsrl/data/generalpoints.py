@@ -93,23 +93,24 @@ def wrong_answer(info: dict[str, Any], rng: random.Random, vision: bool, rule: s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rule", choices=RULES, default="id", help="how J, Q, K count (default id)")
-    parser.add_argument("--split", choices=SPLITS, default="train", help="which hands (default train)")
-    parser.add_argument("--n", type=int, default=5000, help="number of rows (default 5000)")
+    d = " (default: %(default)s)"
+    parser.add_argument("--rule", choices=RULES, default="id", help="how J, Q, K count" + d)
+    parser.add_argument("--split", choices=SPLITS, default="train", help="which hands" + d)
+    parser.add_argument("--n", type=int, default=5000, help="number of rows" + d)
     parser.add_argument("--out", required=True, help="output JSONL path (images go beside it)")
     parser.add_argument("--vl", action="store_true", help="vision variant: card images, names not in text")
-    parser.add_argument("--card-color", choices=CARD_COLORS, default="black", help="-VL suit colours")
-    parser.add_argument("--target", type=int, default=24)
-    parser.add_argument("--max-turns", type=int, default=5, help="verification turns per episode")
+    parser.add_argument("--card-color", choices=CARD_COLORS, default="black", help="-VL suit colours" + d)
+    parser.add_argument("--target", type=int, default=24, help="the number to reach" + d)
+    parser.add_argument("--max-turns", type=int, default=5, help="verification turns per episode" + d)
     parser.add_argument(
         "--multi-turn-fraction",
         type=float,
         default=0.0,
-        help="fraction of rows whose prompt holds a wrong answer and its feedback (default 0)",
+        help="fraction of rows whose prompt holds a wrong answer and its feedback" + d,
     )
-    parser.add_argument("--prompt-style", choices=PROMPT_STYLES, default="full")
+    parser.add_argument("--prompt-style", choices=PROMPT_STYLES, default="full", help="prompt wording" + d)
     parser.add_argument(
-        "--seed", type=int, default=0, help="first episode seed (episodes use seed, seed+1, ...)"
+        "--seed", type=int, default=0, help="first episode seed (episodes use seed, seed+1, ...)" + d
     )
 
 

@@ -52,16 +52,31 @@ def row_extra(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--city", default="helsinki", help="helsinki, kotka or path:<dir>")
-    parser.add_argument("--action-space", default="absolute", choices=["absolute", "relative"])
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--n", type=int, default=2000, help="number of rows")
+    d = " (default: %(default)s)"
+    parser.add_argument("--city", default="helsinki", help="helsinki, kotka or path:<dir>" + d)
+    parser.add_argument(
+        "--action-space", default="absolute", choices=["absolute", "relative"], help="how turns are named" + d
+    )
+    parser.add_argument(
+        "--split",
+        default="train",
+        choices=("train", "test", "district", "all"),
+        help="which routes: train/test/district for a city map, train/test/all for path:<dir>" + d,
+    )
+    parser.add_argument("--n", type=int, default=2000, help="number of rows" + d)
     parser.add_argument("--out", required=True, help="output JSONL path (images go to <stem>_images/)")
     parser.add_argument("--vl", action="store_true", help="vision-language variant (-VL) with images")
-    parser.add_argument("--multi-turn-fraction", type=float, default=0.0)
-    parser.add_argument("--prompt-style", default="full", choices=["full", "compact"])
-    parser.add_argument("--max-turns", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0, help="first route seed")
+    parser.add_argument(
+        "--multi-turn-fraction",
+        type=float,
+        default=0.0,
+        help="fraction of rows whose prompt holds a wrong action and its feedback" + d,
+    )
+    parser.add_argument(
+        "--prompt-style", default="full", choices=["full", "compact"], help="prompt wording" + d
+    )
+    parser.add_argument("--max-turns", type=int, default=2, help="answers allowed at each intersection" + d)
+    parser.add_argument("--seed", type=int, default=0, help="first route seed" + d)
 
 
 def run(args: argparse.Namespace) -> int:

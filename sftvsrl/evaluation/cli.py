@@ -10,6 +10,7 @@ from sftvsrl.config import ConfigError, parse_override
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = " (default: %(default)s)"
     p.add_argument("--model", required=True, help="checkpoint folder, HF model folder, tiny-lm or tiny-vlm")
     p.add_argument("--env", required=True, help="environment id, e.g. sftvsrl/GeneralPoints-L-v0")
     p.add_argument(
@@ -17,17 +18,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="environment arguments, e.g. rule=ood split=test",
+        help="environment arguments, e.g. rule=ood split=test (default: none)",
     )
-    p.add_argument("--episodes", type=int, default=234, help="number of episodes (seeds seed..seed+N-1)")
-    p.add_argument("--max-turns", type=int, default=5, help="verification turns per episode")
+    p.add_argument("--episodes", type=int, default=234, help="number of episodes (seeds seed..seed+N-1)" + d)
+    p.add_argument("--max-turns", type=int, default=5, help="verification turns per episode" + d)
     p.add_argument("--out", required=True, help="folder for episodes.jsonl and summary.json")
-    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float, default=0.2, help="sampling temperature (with --sample)")
-    p.add_argument("--seed", type=int, default=0, help="first episode seed (and sampling seed)")
-    p.add_argument("--num-envs", type=int, default=32, help="environments run at once")
-    p.add_argument("--max-new-tokens", type=int, default=128, help="answer length limit in tokens")
-    p.add_argument("--dtype", default="float32", help="weights dtype: float32 or bfloat16")
+    p.add_argument(
+        "--sample", action="store_true", help="sample instead of greedy decoding (default: greedy)"
+    )
+    p.add_argument("--temperature", type=float, default=0.2, help="sampling temperature (with --sample)" + d)
+    p.add_argument("--seed", type=int, default=0, help="first episode seed (and sampling seed)" + d)
+    p.add_argument("--num-envs", type=int, default=32, help="environments run at once" + d)
+    p.add_argument("--max-new-tokens", type=int, default=128, help="answer length limit in tokens" + d)
+    p.add_argument(
+        "--dtype", default="float32", choices=("float32", "bfloat16", "float16"), help="weights dtype" + d
+    )
 
 
 def parse_env_kwargs(items: list[str]) -> dict[str, Any]:

@@ -9,7 +9,12 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="study preset, e.g. configs/study/smoke.yaml")
     parser.add_argument("--out", required=True, help="output folder; re-running resumes it")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. stage2.rl_updates=10")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="overrides, e.g. stage2.rl_updates=10 (default: none)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,9 +6,21 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML config (see configs/gp_l_tiny_rl.yaml)")
-    p.add_argument("--resume", action="store_true", help="continue from out_dir's latest checkpoint")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. init=runs/sft")
+    p.add_argument(
+        "--config",
+        help="YAML config, e.g. configs/gp_l_tiny_rl.yaml (default: the built-in PPOConfig defaults)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from out_dir's latest checkpoint (default: start afresh)",
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. init=runs/sft (default: none)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

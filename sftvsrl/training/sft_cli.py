@@ -11,10 +11,16 @@ import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML config (see configs/gp_l_tiny.yaml)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="override any config field")
     parser.add_argument(
-        "--resume", action="store_true", help="continue exactly from the latest checkpoint in out_dir"
+        "--config", help="YAML config, e.g. configs/gp_l_tiny.yaml (default: the built-in SFTConfig defaults)"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="override any config field (default: none)"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue exactly from the latest checkpoint in out_dir (default: start afresh)",
     )
 
 

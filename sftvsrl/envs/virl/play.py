@@ -1,29 +1,47 @@
-"""``sftvsrl play virl``: walk a route in the terminal.
+"""``sftvsrl play virl``: walk routes in the terminal.
 
-Type an action (``forward``, ``turn_direction(north)``, ``left``, ``stop`` ...) or a full
-JSON answer; ``?`` shows the expert's answer; ``q`` or end of input (Ctrl-D) quits.
-With ``--vl`` each view grid is saved as a PNG whose path is printed.
+Type an action (``forward``, ``turn_direction(north)``, ``north``, ``left``, ``stop`` ...)
+or a full JSON answer. The shared loop (``sftvsrl.envs.playloop``) adds ``help``, ``hint``
+(or ``?``), ``show`` and ``quit``, none of them scored; after a step only the new
+observation is printed, not the whole prompt again. With ``--vl`` each view grid is saved
+as a PNG whose path is printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from sftvsrl.envs.virl.directions import normalize_direction
 
+_D = " (default: %(default)s)"
+SPLIT_CHOICES = ("train", "test", "district", "all")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--city", default="helsinki", help="helsinki, kotka or path:<dir> (original data)")
-    parser.add_argument("--action-space", default="absolute", choices=["absolute", "relative"])
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--seed", type=int, default=0, help="route seed")
-    parser.add_argument("--max-turns", type=int, default=2)
-    parser.add_argument("--prompt-style", default="full", choices=["full", "compact"])
+    parser.add_argument(
+        "--city", default="helsinki", help="helsinki, kotka or path:<dir> (original data)" + _D
+    )
+    parser.add_argument(
+        "--action-space",
+        default="absolute",
+        choices=["absolute", "relative"],
+        help="how turns are named" + _D,
+    )
+    parser.add_argument(
+        "--split",
+        default="train",
+        choices=SPLIT_CHOICES,
+        help="which routes: train/test/district for a city map, train/test/all for path:<dir>" + _D,
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first route (then seed+1, ...)" + _D)
+    parser.add_argument("--max-turns", type=int, default=2, help="answers allowed at each intersection" + _D)
+    parser.add_argument(
+        "--prompt-style", default="full", choices=["full", "compact"], help="prompt wording" + _D
+    )
     parser.add_argument("--vl", action="store_true", help="vision variant: save the views as PNG files")
-    parser.add_argument("--image-dir", default=".", help="where --vl saves view images")
+    parser.add_argument("--image-dir", default=".", help="where --vl saves view images" + _D)
 
 
 def to_answer(line: str, action_space: str, landmarks: list[str] | None) -> str:
@@ -39,10 +57,31 @@ def to_answer(line: str, action_space: str, landmarks: list[str] | None) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
-def run(args: argparse.Namespace) -> int:
+def current_observation(text: str) -> str:
+    """The line of the prompt that describes where the walker is now."""
+    for line in text.splitlines():
+        if "(current):" in line or line.startswith("O:"):
+            return line
+    return ""
+
+
+def hint(info: dict) -> str:
+    expert = json.loads(info["expert_answer"])
+    action = expert["action"]
+    lines = [f"Expert action: {action}"]
+    if expert.get("current instruction"):
+        lines.append(f"(for: {expert['current instruction']})")
+    if expert.get("landmarks") is not None:
+        lines.append(f"(landmarks in view: {', '.join(expert['landmarks']) or 'none'})")
+    return "\n".join(lines)
+
+
+def make_game(args: argparse.Namespace):
+    """The V-IRL ``Game`` for ``sftvsrl.envs.playloop.play``."""
     import gymnasium as gym
 
     import sftvsrl  # noqa: F401  (registers the environments)
+    from sftvsrl.envs.playloop import Game
     from sftvsrl.errors import UserError
 
     env_id = "sftvsrl/VIRL-VL-v0" if args.vl else "sftvsrl/VIRL-L-v0"
@@ -55,47 +94,81 @@ def run(args: argparse.Namespace) -> int:
             max_turns=args.max_turns,
             prompt_style=args.prompt_style,
         )
-        obs, info = env.reset(seed=args.seed)
     except (ValueError, RuntimeError, OSError) as exc:
         raise UserError(str(exc)) from exc
     image_dir = Path(args.image_dir)
-    total, shown = 0.0, 0
+    state = {"seed": args.seed, "saved": 0, "route": 0}
 
-    def show(observation) -> None:
-        nonlocal shown
-        if isinstance(observation, dict):
-            from PIL import Image
+    def text_of(obs) -> str:
+        return obs["text"] if isinstance(obs, dict) else obs
 
-            image_dir.mkdir(parents=True, exist_ok=True)
-            path = image_dir / f"virl_view_{shown:03d}.png"
-            Image.fromarray(observation["image"]).save(path)
-            print(observation["text"])
-            print(f"[views saved to {path}]")
-        else:
-            print(observation)
-        shown += 1
+    def save_view(obs) -> str:
+        if not isinstance(obs, dict):
+            return ""
+        from PIL import Image
 
-    show(obs)
-    while True:
-        print("> ", end="", flush=True)
-        line = sys.stdin.readline()
-        if not line or line.strip().lower() in ("q", "quit", "exit"):
-            print("\nbye")
-            return 0
-        if not line.strip():
-            continue
-        if line.strip() == "?":
-            print(info["expert_answer"])
-            continue
+        image_dir.mkdir(parents=True, exist_ok=True)
+        path = image_dir / f"virl_view_{state['saved']:03d}.png"
+        Image.fromarray(obs["image"]).save(path)
+        state["saved"] += 1
+        state["last_view"] = path
+        return f"\n[views saved to {path}]"
+
+    def new_episode():
+        try:
+            obs, info = env.reset(seed=state["seed"])
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise UserError(str(exc)) from exc
+        state["seed"] += 1
+        state["route"] += 1
+        return obs, info
+
+    def intro(obs, info) -> str:
+        return text_of(obs) + save_view(obs)
+
+    def show_text(obs, info) -> str:
+        view = f"\n[views saved to {state['last_view']}]" if "last_view" in state else ""
+        return text_of(obs) + view
+
+    def changed(prev, obs, info) -> str:
+        now = current_observation(text_of(obs))
+        if not now or now == current_observation(text_of(prev)):
+            return ""  # a wrong answer: the walker did not move; the feedback said it all
+        return f"Now: {now}" + save_view(obs)
+
+    def status(info) -> str:
+        return (
+            f"route {state['route']}, step {info['step'] + 1}, attempt {info['turn'] + 1} of {args.max_turns}"
+        )
+
+    def ending(info) -> str:
+        if info.get("success"):
+            return "Route complete!"
+        return f"Episode over. {hint(info).splitlines()[0]}" if info.get("expert_answer") else "Episode over."
+
+    def answer(line: str, info: dict) -> str:
         landmarks = None
         if args.vl:
-            expert = json.loads(info["expert_answer"])
-            landmarks = expert.get("landmarks", [])
-        obs, reward, terminated, truncated, info = env.step(to_answer(line, args.action_space, landmarks))
-        total += reward
-        print(f"[{info['outcome']}] reward {reward:+.1f} (total {total:+.1f}): {info['feedback']}")
-        if terminated or truncated:
-            print("Route complete!" if info["success"] else "Episode over.")
-            return 0
-        print()
-        show(obs)
+            landmarks = json.loads(info["expert_answer"]).get("landmarks", [])
+        return to_answer(line, args.action_space, landmarks)
+
+    return Game(
+        name="virl",
+        env=env,
+        episode_word="route",
+        answer_help="forward, stop, a direction (north, left ...), turn_direction(x), or a JSON answer",
+        new_episode=new_episode,
+        to_answer=answer,
+        hint=hint,
+        intro=intro,
+        show_text=show_text,
+        changed=changed,
+        ending=ending,
+        status=status,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from sftvsrl.envs.playloop import play
+
+    return play(make_game(args))

@@ -15,7 +15,7 @@ def run_play(monkeypatch, capsys, text, *extra):
 
 def test_eof_exits_cleanly(monkeypatch, capsys):
     code, out = run_play(monkeypatch, capsys, "")
-    assert code == 0 and "[Instruction]" in out and "bye" in out
+    assert code == 0 and "[Instruction]" in out and "Bye." in out
 
 
 def test_walk_with_hints_to_the_goal(monkeypatch, capsys):
