@@ -34,7 +34,7 @@ def main() -> None:
     from sftvsrl.models.loading import load_model
     from sftvsrl.training.ppo_batch import collate, forward_policy_value
     from sftvsrl.training.ppo_math import ValueHead, masked_mean, policy_loss, value_loss
-    from sftvsrl.training.rollout import HFRolloutEngine, make_envs
+    from sftvsrl.rollout import HFRolloutEngine, make_envs
 
     pm = load_model(args.model)
     kwargs = {"prompt_style": "compact"} if "GeneralPoints" in args.env else {}

@@ -196,7 +196,7 @@ class Study:
             return json.loads(cache.read_text(encoding="utf-8"))
         from sftvsrl.evaluation.runner import evaluate
         from sftvsrl.models.loading import load_model
-        from sftvsrl.training.rollout import HFRolloutEngine
+        from sftvsrl.rollout import HFRolloutEngine
 
         ev = self.cfg.eval
         pm = load_model(
@@ -640,7 +640,7 @@ def corpus_accuracy(
     """Greedy exact-match accuracy per corpus kind on ``n`` fresh draws: did stage 0 teach anything?"""
     from sftvsrl.models.loading import load_model
     from sftvsrl.study.corpus import corpus_rows
-    from sftvsrl.training.rollout import HFRolloutEngine
+    from sftvsrl.rollout import HFRolloutEngine
 
     if n <= 0:
         return {}

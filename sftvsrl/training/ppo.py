@@ -52,7 +52,7 @@ from sftvsrl.training.ppo_math import (
     policy_loss,
     value_loss,
 )
-from sftvsrl.training.rollout import EnvPool, Generation, HFRolloutEngine, make_envs
+from sftvsrl.rollout import EnvPool, Generation, HFRolloutEngine, encode_prompt, make_envs
 
 
 def lr_lambda(cfg: PPOConfig, total_steps: int):
@@ -216,9 +216,9 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
                         episodes.append((bool(tr.info.get("success", False)), tr.turn + 1, episode_return[e]))
                         episode_return[e] = 0.0
                     if tr.truncated:  # value of the final observation, or of the open episode's prompt
-                        boot_gens[(t, e)] = engine.encode_generation(tr.final_observation)
+                        boot_gens[(t, e)] = encode_prompt(pm, tr.final_observation)
                     elif t == T - 1 and not tr.terminated:
-                        boot_gens[(t, e)] = engine.encode_generation(pool.obs[e])
+                        boot_gens[(t, e)] = encode_prompt(pm, pool.obs[e])
         flat = [g for row in gens for g in row]
         rollout_time = time.perf_counter() - t0
         gen_tokens = sum(len(g.answer_ids) for g in flat)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from sftvsrl.training.ppo_math import answer_token_logprobs, thought_action_weights
-from sftvsrl.training.rollout import Generation
+from sftvsrl.rollout import Generation
 
 
 def action_start_token(tokenizer: Any, answer_ids: Sequence[int], text: str, marker: str) -> int:

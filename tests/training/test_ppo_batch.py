@@ -3,7 +3,7 @@ import torch
 from sftvsrl.models.loading import load_model
 from sftvsrl.training.ppo_batch import action_start_token, answer_weights, collate, forward_policy_value
 from sftvsrl.training.ppo_math import ValueHead
-from sftvsrl.training.rollout import Generation, HFRolloutEngine
+from sftvsrl.rollout import Generation, HFRolloutEngine
 
 
 def test_action_start_token_any_tokenizer():
