@@ -103,8 +103,8 @@ class Study:
         return train_sft(cfg, resume=resume, on_checkpoint=on_checkpoint)
 
     def run_rl(self, spec: TaskSpec, init: str, out_dir: Path, updates: int) -> Path:
-        from sftvsrl.training.ppo import train as ppo_train
         from sftvsrl.training.ppo import PPOConfig
+        from sftvsrl.training.ppo import train as ppo_train
 
         every = max(1, updates // self.cfg.stage2.evals)
         ppo = PPOConfig.model_validate(
