@@ -11,7 +11,7 @@ from sftvsrl.cli import main
 from sftvsrl.config import ConfigError
 from sftvsrl.errors import DataError
 from sftvsrl.models.loading import load_checkpoint, load_model
-from sftvsrl.training.loop import lr_multiplier as lr_factor
+from sftvsrl.training.loop import lr_multiplier
 from sftvsrl.training.sft import SFTConfig, train_sft
 from sftvsrl.training.sft_data import load_sft_jsonl
 
@@ -155,11 +155,11 @@ def test_vlm_sft_runs(tmp_path, make_jsonl):
 
 
 def test_lr_schedule_warmup_then_cosine():
-    assert lr_factor(0, 10, 2, 0.1) == 0.5
-    assert lr_factor(1, 10, 2, 0.1) == 1.0
-    assert lr_factor(2, 10, 2, 0.1) == pytest.approx(1.0)
-    assert lr_factor(10, 10, 2, 0.1) == pytest.approx(0.1)
-    assert lr_factor(6, 10, 2, 0.1) == pytest.approx(0.55)
+    assert lr_multiplier(0, 10, 2, 0.1) == 0.5
+    assert lr_multiplier(1, 10, 2, 0.1) == 1.0
+    assert lr_multiplier(2, 10, 2, 0.1) == pytest.approx(1.0)
+    assert lr_multiplier(10, 10, 2, 0.1) == pytest.approx(0.1)
+    assert lr_multiplier(6, 10, 2, 0.1) == pytest.approx(0.55)
 
 
 def test_two_gloo_processes_match_one_process(tmp_path, addition_jsonl, free_port):
