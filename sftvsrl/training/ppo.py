@@ -51,11 +51,12 @@ from sftvsrl.rollout import (
     make_envs,
 )
 from sftvsrl.runs import RunDir, TrainerState, lineage_flops
-from sftvsrl.training.loop import PhaseTimer, Progress, TensorBoardMirror, lr_multiplier
+from sftvsrl.training.loop import PhaseTimer, Progress, TensorBoardMirror, cpu_only_launch, lr_multiplier
 from sftvsrl.training.rl_batch import Policy, Scores, answer_weights, collate, collate_prompts, weight_batch
 from sftvsrl.training.rl_math import (
     Means,
     compute_gae,
+    episode_metrics,
     explained_variance,
     kl_penalty,
     masked_mean,
@@ -142,7 +143,7 @@ class ActorCritic(Policy):
         self.value_head = value_head
 
     def logprobs_entropy_and_values(
-        self, batch: dict[str, Any], weights: torch.Tensor
+        self, batch: dict[str, Any], weights: torch.Tensor | None
     ) -> tuple[Scores, torch.Tensor]:
         """The training forward pass of one collated micro-batch (with grad)."""
         scores = self.forward(batch, weights, entropy=True, hidden=True)
@@ -196,7 +197,11 @@ def collect_rollout(
     observation into a prompt-only step."""
     T, E = steps, len(pool.envs)
     ro = Rollout(
-        [], torch.zeros(T, E), torch.zeros(T, E, dtype=torch.bool), torch.zeros(T, E, dtype=torch.bool), {}
+        steps=[],
+        rewards=torch.zeros(T, E),
+        terminated=torch.zeros(T, E, dtype=torch.bool),
+        truncated=torch.zeros(T, E, dtype=torch.bool),
+        bootstrap={},
     )
     episode_return = [0.0] * E
     for t, transitions in enumerate(pool.play(engine, sampling, seed, steps=T)):
@@ -216,6 +221,26 @@ def collect_rollout(
     return ro
 
 
+def ppo_loss(
+    cfg: PPOConfig,
+    out: Scores,
+    new_values: torch.Tensor,
+    old: dict[str, torch.Tensor],
+    ref_logp: torch.Tensor | None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One micro-batch's loss: clipped policy loss, value loss, entropy bonus, KL to the reference.
+    ``old`` holds the rollout's ``logp``, ``adv``, ``values`` and ``returns`` of its rows."""
+    pg, diag = policy_loss(out.seq_logp, old["logp"], old["adv"], cfg.clip)
+    vl = value_loss(new_values, old["values"], old["returns"], cfg.value_clip)
+    ent = masked_mean(out.entropy, out.mask)
+    loss = pg + cfg.vf_coef * vl - cfg.ent_coef * ent
+    kl = torch.zeros((), device=pg.device)
+    if ref_logp is not None:
+        kl = kl_penalty(out.token_logp, ref_logp, out.mask)
+        loss = loss + cfg.kl_coef * kl
+    return loss, {"pg_loss": pg, "v_loss": vl, "entropy": ent, "kl_ref": kl, **diag}
+
+
 def pool_seed(cfg: PPOConfig, update: int, rank: int) -> int:
     """Base seed of an update's episodes on one process (env ``e`` resets with it plus ``e``)."""
     return (cfg.seed * 7919 + update * 104729 + rank * 15485863) % 2**31
@@ -226,20 +251,9 @@ def generate_seed(cfg: PPOConfig, update: int, t: int, *, rank: int) -> int:
     return (cfg.seed * 1_000_003 + update * 10_007 + t * 101 + rank) % 2**31
 
 
-def episode_metrics(episodes: list[tuple[bool, int, float]]) -> dict[str, float | None]:
-    n = len(episodes)
-    return {
-        "episodes": n,
-        "success_rate": sum(s for s, _, _ in episodes) / n if n else None,
-        "mean_turns": sum(k for _, k, _ in episodes) / n if n else None,
-        "mean_return": sum(r for _, _, r in episodes) / n if n else None,
-    }
-
-
 def train(cfg: PPOConfig, resume: bool = False) -> Path:
     """Run PPO as configured; returns the output folder."""
-    # cpu=True without CUDA: under torchrun, accelerate then joins the processes with gloo.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(cpu=cpu_only_launch())
     rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
 
     # bf16 autocast is ours, not accelerate's mixed_precision: accelerate fixes that setting
@@ -298,12 +312,8 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
         accelerator.print(f"resumed from {ckpt.path} after update {start}")
     else:
         start, elapsed_before = 0, 0.0
-        init_flops = lineage_flops(cfg.init)
-        flops = (
-            FlopsCounter.from_dict(init_flops).next_stage(pm.n_params)
-            if init_flops
-            else FlopsCounter(pm.n_params)
-        )
+        init = lineage_flops(cfg.init)
+        flops = FlopsCounter.from_dict(init).next_stage(pm.n_params) if init else FlopsCounter(pm.n_params)
     if main:
         run.log.truncate(start)  # records after the checkpoint are redone below
     started = time.perf_counter()
@@ -350,6 +360,7 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
                 adv, returns, values = adv.flatten(), returns.flatten(), values.flatten()
                 if cfg.normalize_advantages:
                     adv = normalize_advantages(adv)
+                buffer = {"logp": old_logp, "adv": adv, "values": values, "returns": returns}
 
             # ---- 4. PPO epochs over shuffled minibatches ----
             with timer("update_actor"):
@@ -368,37 +379,24 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
                                 out, new_values = agent.logprobs_entropy_and_values(
                                     batch, weight_batch([weights[i] for i in idx], batch)
                                 )
-                            dev, sel = out.seq_logp.device, torch.tensor(idx)
-                            pg, diag = policy_loss(
-                                out.seq_logp, old_logp[sel].to(dev), adv[sel].to(dev), cfg.clip
-                            )
-                            vl = value_loss(
-                                new_values, values[sel].to(dev), returns[sel].to(dev), cfg.value_clip
-                            )
-                            ent = masked_mean(out.entropy, out.mask)
-                            loss = pg + cfg.vf_coef * vl - cfg.ent_coef * ent
-                            kl = torch.zeros((), device=dev)
+                            dev, sel = accelerator.device, torch.tensor(idx)
+                            ref_rows = None
                             if ref_logp is not None:
                                 ref_rows = pad_rows([ref_logp[i] for i in idx], batch["answer_width"]).to(dev)
-                                kl = kl_penalty(out.token_logp, ref_rows, out.mask)
-                                loss = loss + cfg.kl_coef * kl
+                            mb_old = {k: v[sel].to(dev) for k, v in buffer.items()}
+                            loss, losses = ppo_loss(cfg, out, new_values, mb_old, ref_rows)
                             accelerator.backward(loss * len(idx) / len(mb))
                             trained_tokens += int(batch["attention_mask"].sum())
-                            stats.add(pg_loss=pg, v_loss=vl, entropy=ent, kl_ref=kl, **diag)
+                            stats.add(**losses)
                         if cfg.max_grad_norm is not None:
                             stats.add(grad_norm=accelerator.clip_grad_norm_(params, cfg.max_grad_norm))
                         optimizer.step()
                         scheduler.step()
 
             # ---- 5. counters, log, checkpoint ----
-            totals = accelerator.reduce(
-                torch.tensor(
-                    [float(ro.rewards.sum()), n, gen_tokens, buffer_tokens, trained_tokens],
-                    dtype=torch.float64,
-                    device=accelerator.device,
-                ),
-                reduction="sum",
-            ).tolist()
+            local = [float(ro.rewards.sum()), n, gen_tokens, buffer_tokens, trained_tokens]
+            totals = torch.tensor(local, dtype=torch.float64, device=accelerator.device)
+            totals = accelerator.reduce(totals, reduction="sum").tolist()
             flops.add_buffer_tokens(int(totals[3]))
             flops.add_train_tokens(int(totals[4]))
             outcomes: Counter = Counter()

@@ -160,3 +160,14 @@ class Means:
 
     def means(self) -> dict[str, float | None]:
         return {n: (sum(v) / len(v) if v else None) for n, v in self.values.items()}
+
+
+def episode_metrics(episodes: Sequence[tuple[bool, int, float]]) -> dict[str, float | None]:
+    """Count, success rate, mean turns and mean return of ``(success, turns, return)`` episodes."""
+    n = len(episodes)
+    return {
+        "episodes": n,
+        "success_rate": sum(s for s, _, _ in episodes) / n if n else None,
+        "mean_turns": sum(k for _, k, _ in episodes) / n if n else None,
+        "mean_return": sum(r for _, _, r in episodes) / n if n else None,
+    }
