@@ -32,9 +32,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from sftvsrl.models.loading import load_model
-    from sftvsrl.training.ppo_batch import collate, forward_policy_value
-    from sftvsrl.training.ppo_math import ValueHead, masked_mean, policy_loss, value_loss
-    from sftvsrl.training.rollout import HFRolloutEngine, make_envs
+    from sftvsrl.rollout import HFRolloutEngine, make_envs
+    from sftvsrl.training.ppo import ActorCritic, ValueHead
+    from sftvsrl.training.rl_batch import collate
+    from sftvsrl.training.rl_math import masked_mean, policy_loss, value_loss
 
     pm = load_model(args.model)
     kwargs = {"prompt_style": "compact"} if "GeneralPoints" in args.env else {}
@@ -60,16 +61,16 @@ def main() -> None:
     head = ValueHead(pm.model.get_input_embeddings().embedding_dim)
     opt = torch.optim.AdamW(list(pm.model.parameters()) + list(head.parameters()), lr=1e-5)
     pad = pm.tokenizer.pad_token_id
+    agent = ActorCritic(pm.model, head, pad, args.micro_batch)
     t = time.perf_counter()
     trained = 0
     for i in range(0, len(gens), args.micro_batch):
         batch = collate(gens[i : i + args.micro_batch], pad)
-        out = forward_policy_value(pm.model, head, batch)
-        rows = torch.ones(len(out["seq_logp"]))
-        old = out["seq_logp"].detach()
-        pg, _ = policy_loss(out["seq_logp"], old, torch.randn(len(rows)), 0.1, rows)
-        loss = pg + 0.5 * value_loss(out["values"], out["values"].detach(), torch.randn(len(rows)), rows)
-        loss = loss - 0.01 * masked_mean(out["entropy"], out["mask"])
+        out, values = agent.logprobs_entropy_and_values(batch, None)
+        rows = len(out.seq_logp)
+        pg, _ = policy_loss(out.seq_logp, out.seq_logp.detach(), torch.randn(rows), 0.1)
+        loss = pg + 0.5 * value_loss(values, values.detach(), torch.randn(rows))
+        loss = loss - 0.01 * masked_mean(out.entropy, out.mask)
         loss.backward()
         trained += int(batch["attention_mask"].sum())
     opt.step()

@@ -36,6 +36,12 @@ def rl_flops(n_params: int, d_init: int, d_rl: int, d_buffer: int) -> float:
     return 6.0 * n_params * (d_init + d_rl) + 2.0 * n_params * d_buffer
 
 
+def sft_steps_for_budget(budget_gflops: float, n_params: int, tokens_per_step: float) -> int:
+    """SFT optimizer steps that spend ``budget_gflops`` at 6N FLOPs per token (at least one):
+    how the study matches SFT's compute to RL's."""
+    return max(1, round(budget_gflops * 1e9 / (6 * n_params * tokens_per_step)))
+
+
 def count_tokens(attention_mask: Any) -> int:
     """Non-padding tokens of a batch (a tensor or nested lists of 0/1)."""
     if hasattr(attention_mask, "sum") and hasattr(attention_mask, "dtype"):

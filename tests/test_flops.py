@@ -44,3 +44,11 @@ def test_mfu_and_peak():
     assert mfu(1e9, 2.0, 1e9) == 0.5
     assert mfu(1.0, 0.0, 1e9) == 0.0
     assert measure_matmul_peak("float32", size=128, seconds=0.05) > 1e6
+
+
+def test_sft_steps_for_budget():
+    from sftvsrl.flops import sft_steps_for_budget
+
+    # 6 * 1000 params * 500 tokens = 3e6 FLOPs per step; 0.03 GFLOPs = 10 steps
+    assert sft_steps_for_budget(0.03, 1000, 500) == 10
+    assert sft_steps_for_budget(0.0, 1000, 500) == 1  # always at least one step

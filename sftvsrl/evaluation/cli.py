@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sftvsrl.evaluation.runner import evaluate, write_results
     from sftvsrl.models.loading import load_model
-    from sftvsrl.training.rollout import HFRolloutEngine, make_envs
+    from sftvsrl.rollout import HFRolloutEngine, make_envs
 
     if args.episodes <= 0:
         raise ConfigError("--episodes must be positive")

@@ -16,7 +16,7 @@ from typing import Any
 import gymnasium as gym
 
 from sftvsrl.evaluation.summary import answer_recognized, summarize
-from sftvsrl.training.rollout import EnvPool, RolloutEngine, make_envs
+from sftvsrl.rollout import EnvPool, RolloutEngine, Sampling, make_envs
 
 
 def observation_text(obs: Any) -> str:
@@ -47,20 +47,11 @@ def evaluate(
     records: dict[int, dict[str, Any]] = {}
     started = time.perf_counter()
     gen_tokens = 0
-    call = 0
+    sampling = Sampling(max_new_tokens, temperature, do_sample)
     try:
-        while active := pool.active():
-            obs = [pool.obs[e] for e in active]
-            gens = engine.generate(
-                obs,
-                max_new_tokens=max_new_tokens,
-                temperature=temperature,
-                do_sample=do_sample,
-                seed=seed * 1_000_003 + call,
-            )
-            call += 1
-            gen_tokens += sum(len(g.answer_ids) for g in gens)
-            for tr in pool.step({e: g.text for e, g in zip(active, gens, strict=True)}):
+        for transitions in pool.play(engine, sampling, seed=lambda call: seed * 1_000_003 + call):
+            for tr in transitions:
+                gen_tokens += len(tr.generation.answer_ids)
                 rec = records.setdefault(
                     tr.episode,
                     {

@@ -4,6 +4,7 @@
 any other name is a local folder loaded offline through the Auto classes, so a tiny LLaVA,
 Llama-3.2-Vision (Mllama), Qwen-VL or Idefics3 all take the same path. LoRA adapters are
 saved next to their (unmerged) base weights so that a run can resume them exactly.
+``load_checkpoint`` loads a run's checkpoint (see sftvsrl/runs.py) together with its model.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,9 @@ from transformers import (
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
+from sftvsrl import runs
 from sftvsrl.config import ConfigError, StrictModel
+from sftvsrl.errors import CheckpointError
 from sftvsrl.models.smollm import SMOLLM2_NAME, ensure_smollm2
 from sftvsrl.models.tiny import TINY_NAMES, build_tiny_lm, build_tiny_vlm
 
@@ -118,9 +121,7 @@ def load_model(
     elif name not in TINY_NAMES and Path(name).is_dir():
         # A run folder (it has checkpoints/, and a PPO run also keeps its own config.json
         # there, which is not a model config) stands for its newest checkpoint.
-        from sftvsrl.training.checkpoint import find_latest_checkpoint  # imports this module
-
-        latest = find_latest_checkpoint(name)
+        latest = runs.RunDir(name).latest()
         if latest is not None:
             name_or_path = name = str(latest)
     pm = _build_tiny(name, seed) if name in TINY_NAMES else _load_folder(Path(name_or_path))
@@ -269,3 +270,43 @@ def autocast(device: torch.device | str, enabled: bool = True) -> Iterator[None]
         device_type = "cpu"
     with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=enabled):
         yield
+
+
+# ---------------------------------------------------------------- checkpoints with their model
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model and the state to resume from."""
+
+    path: Path
+    pm: PolicyModel
+    state: runs.TrainerState
+    files: list[str] = field(default_factory=list)
+
+    def load_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.load_state_dict(runs.load_torch_file(self.path / runs.OPTIMIZER_FILE))
+
+    def load_scheduler(self, scheduler: Any) -> None:
+        scheduler.load_state_dict(runs.load_torch_file(self.path / runs.SCHEDULER_FILE))
+
+    def restore_rng(self, process_index: int = 0) -> None:
+        runs.restore_rng(self.path, process_index)
+
+    def has_module(self, name: str) -> bool:
+        return (self.path / f"{name}.safetensors").is_file()
+
+    def load_module(self, name: str, module: torch.nn.Module) -> None:
+        runs.load_extra_module(self.path, name, module)
+
+
+def load_checkpoint(path: str | Path, *, dtype: str = "float32", trainable: bool = True) -> Checkpoint:
+    """Load a checkpoint (or a run folder's latest one), with clear errors naming bad files."""
+    path = runs.resolve_checkpoint(path)
+    state = runs.read_trainer_state(path)
+    runs.verify_weights(path)
+    try:
+        pm = load_model(path, dtype=dtype, trainable=trainable)
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    return Checkpoint(path=path, pm=pm, state=state, files=sorted(p.name for p in path.iterdir()))

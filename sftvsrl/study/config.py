@@ -239,7 +239,7 @@ class StudyConfig(StrictModel):
 def check_trainer_overrides(cfg: StudyConfig) -> StudyConfig:
     """Validate the ``sft``/``rl`` pass-through sections against the trainers' own configs,
     so a typo fails before hours of earlier stages have run."""
-    from sftvsrl.training.ppo_config import PPOConfig
+    from sftvsrl.training.ppo import PPOConfig
     from sftvsrl.training.sft import SFTConfig
 
     sections = [

@@ -28,7 +28,7 @@ class Processes:
 
         from accelerate import PartialState
 
-        from sftvsrl.training.sft import cpu_only_launch
+        from sftvsrl.training.loop import cpu_only_launch
 
         kwargs = {"timeout": timedelta(minutes=timeout_min)} if _multi_process() else {}
         self.state = PartialState(cpu=cpu_only_launch(), **kwargs)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -18,61 +17,14 @@ from typing import Any
 
 import yaml
 
+from sftvsrl.flops import sft_steps_for_budget
+from sftvsrl.runs import TRAINER_STATE, RunDir, export_model, lineage_gflops, read_trainer_state
 from sftvsrl.study.config import StudyConfig, TaskSpec, check_trainer_overrides, task_spec
 from sftvsrl.study.curves import SPLIT_NAMES, CurvePoint, present_splits, write_curves
 from sftvsrl.study.dist import Processes
 from sftvsrl.study.stages import StageRunner
 
 KEEP_ALL = 100_000  # keep every checkpoint: each one is a point on a curve
-_STATE_ONLY = {"trainer_state.json", "optimizer.pt", "scheduler.pt"}
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _ckpt_state(path: str | Path) -> dict[str, Any]:
-    return json.loads((Path(path) / "trainer_state.json").read_text(encoding="utf-8"))
-
-
-def ckpt_gflops(path: str | Path) -> float:
-    """Cumulative training GFLOPs of a checkpoint's lineage (0 for a model without state)."""
-    state_file = Path(path) / "trainer_state.json"
-    if not state_file.is_file():
-        return 0.0
-    from sftvsrl.flops import FlopsCounter
-
-    flops = _ckpt_state(path).get("flops")
-    return FlopsCounter.from_dict(flops).total_flops / 1e9 if flops else 0.0
-
-
-def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints of a run, by step."""
-    out = []
-    for p in sorted((run_dir / "checkpoints").glob("step-*")):
-        if (p / "trainer_state.json").is_file():
-            out.append((int(p.name.split("-")[1]), p))
-    return out
-
-
-def export_model(ckpt: Path, dest: Path) -> Path:
-    """Copy a checkpoint's model files without its trainer state: a plain HF folder whose FLOPs
-    start at zero (stage-0 pretraining plays the role of the paper's pretraining, not counted)."""
-    if dest.is_dir():
-        return dest
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(
-        ckpt,
-        tmp,
-        ignore=lambda _d, names: [n for n in names if n in _STATE_ONLY or n.startswith("rng_state")],
-    )
-    tmp.replace(dest)
-    return dest
-
-
-def _drop_stale_log(run_dir: Path) -> None:
-    """Remove the log lines of an attempt that never reached a checkpoint."""
-    (run_dir / "log.jsonl").unlink(missing_ok=True)
 
 
 class Study:
@@ -126,7 +78,7 @@ class Study:
     ):
         from sftvsrl.training.sft import SFTConfig
 
-        is_ckpt = (Path(model) / "trainer_state.json").is_file()
+        is_ckpt = (Path(model) / TRAINER_STATE).is_file()
         data = {
             "model": model,
             "dtype": self.cfg.dtype,
@@ -147,15 +99,12 @@ class Study:
     def run_sft(self, cfg, on_checkpoint=None) -> Path:
         from sftvsrl.training.sft import train_sft
 
-        resume = bool(checkpoints(Path(cfg.out_dir)))
-        if not resume:
-            self.procs.main_only(lambda: _drop_stale_log(Path(cfg.out_dir)))
+        resume = RunDir(cfg.out_dir).latest() is not None  # a fresh start truncates the old log
         return train_sft(cfg, resume=resume, on_checkpoint=on_checkpoint)
 
     def run_rl(self, spec: TaskSpec, init: str, out_dir: Path, updates: int) -> Path:
-        from sftvsrl.training.checkpoint import find_latest_checkpoint
+        from sftvsrl.training.ppo import PPOConfig
         from sftvsrl.training.ppo import train as ppo_train
-        from sftvsrl.training.ppo_config import PPOConfig
 
         every = max(1, updates // self.cfg.stage2.evals)
         ppo = PPOConfig.model_validate(
@@ -172,11 +121,12 @@ class Study:
                 "keep_checkpoints": KEEP_ALL,
             }
         )
-        resume = out_dir.is_dir() and find_latest_checkpoint(out_dir) is not None
-        if not resume:
-            self.procs.main_only(lambda: _drop_stale_log(out_dir))
+        run = RunDir(out_dir)
+        resume = run.latest() is not None
+        if not resume:  # drop the log of an attempt that never reached a checkpoint
+            self.procs.main_only(lambda: run.log.truncate(0))
         ppo_train(ppo, resume=resume)
-        return checkpoints(out_dir)[-1][1]
+        return run.checkpoints()[-1][1]
 
     # ------------------------------------------------------------------------- evaluation
 
@@ -196,7 +146,7 @@ class Study:
             return json.loads(cache.read_text(encoding="utf-8"))
         from sftvsrl.evaluation.runner import evaluate
         from sftvsrl.models.loading import load_model
-        from sftvsrl.training.rollout import HFRolloutEngine
+        from sftvsrl.rollout import HFRolloutEngine
 
         ev = self.cfg.eval
         pm = load_model(
@@ -239,7 +189,7 @@ class Study:
         return {
             "base": str(base),
             "checkpoint": str(ckpt),
-            "gflops": ckpt_gflops(ckpt),
+            "gflops": lineage_gflops(ckpt),
             "rows": c.rows,
             "probe_accuracy": probe,
         }
@@ -274,7 +224,7 @@ class Study:
         def validate(path: Path) -> bool:
             """Evaluate one checkpoint (main process only); True: stop training here."""
             nonlocal stopped_early
-            step = int(_ckpt_state(path)["step"])
+            step = read_trainer_state(path).step
             summary = self.evaluate(
                 path,
                 spec,
@@ -288,7 +238,7 @@ class Study:
                 "step": step,
                 "checkpoint": str(path),
                 "val_success": summary["success_rate"],
-                "gflops": ckpt_gflops(path),
+                "gflops": lineage_gflops(path),
                 "val_loss": _eval_loss_at(run_dir, step),
             }
             history.append(entry)
@@ -297,7 +247,7 @@ class Study:
 
         def replay() -> bool:
             """Validations finished before an interruption; True if they already stop training."""
-            for step, path in checkpoints(run_dir):
+            for step, path in RunDir(run_dir).checkpoints():
                 if (val_dir / f"step-{step:08d}.json").is_file() and validate(path):
                     return True
             return False
@@ -318,7 +268,7 @@ class Study:
             return {}  # the main process's result is stored and shared
         stopped = stopped_early  # the post-training validations below do not count as a stop
         done = {h["step"] for h in history}
-        for step, path in checkpoints(run_dir):  # e.g. the final step when not a multiple
+        for step, path in RunDir(run_dir).checkpoints():  # e.g. the final step when not a multiple
             if step not in done:
                 validate(path)
         history.sort(key=lambda h: h["step"])
@@ -340,7 +290,7 @@ class Study:
     def stage2_rl(self, name: str, spec: TaskSpec, init: dict[str, Any]) -> dict[str, Any]:
         run_dir = self.out / name / "stage2_rl"
         final = self.run_rl(spec, init["checkpoint"], run_dir, self.cfg.stage2.rl_updates)
-        return {"run_dir": str(run_dir), "final": str(final), "gflops": ckpt_gflops(final)}
+        return {"run_dir": str(run_dir), "final": str(final), "gflops": lineage_gflops(final)}
 
     def stage2_sft(
         self, name: str, spec: TaskSpec, init: dict[str, Any], rl: dict[str, Any], data: dict[str, Any]
@@ -348,7 +298,7 @@ class Study:
         s = self.cfg.stage2
         budget = s.budget_gflops if s.budget_gflops is not None else rl["gflops"] - init["gflops"]
         n_params, tokens_per_step = _sft_rate(self.out / name / "stage1_init", s.sft, self.procs.count)
-        steps = max(1, round(budget * 1e9 / (6 * n_params * tokens_per_step)))
+        steps = sft_steps_for_budget(budget, n_params, tokens_per_step)
         run_dir = self.out / name / "stage2_sft"
         sft = self.sft_config(
             init["checkpoint"], Path(data["more"]), run_dir, steps, max(1, steps // s.evals), s.sft
@@ -359,15 +309,15 @@ class Study:
             "final": str(final),
             "steps": steps,
             "budget_gflops": budget,
-            "gflops": ckpt_gflops(final),
+            "gflops": lineage_gflops(final),
         }
 
     def evaluate_curves(self, name: str, spec: TaskSpec, init: dict[str, Any]) -> dict[str, Any]:
         from rich.progress import Progress
 
         runs = {
-            "SFT": checkpoints(self.out / name / "stage2_sft"),
-            "RL": checkpoints(self.out / name / "stage2_rl"),
+            "SFT": RunDir(self.out / name / "stage2_sft").checkpoints(),
+            "RL": RunDir(self.out / name / "stage2_rl").checkpoints(),
         }
         jobs = [("init", 0, Path(init["checkpoint"]))] + [
             (m, st, p) for m, pts in runs.items() for st, p in pts
@@ -386,7 +336,7 @@ class Study:
                     bar.advance(task)
                     methods = ("SFT", "RL") if method == "init" else (method,)
                     for m in methods:
-                        points.append(_point(spec, m, step, ckpt_gflops(path), split, summary))
+                        points.append(_point(spec, m, step, lineage_gflops(path), split, summary))
         return {"points": [p.__dict__ for p in points]}
 
     def turns_ablation(self, name: str, spec: TaskSpec, init, sft, rl) -> dict[str, Any]:
@@ -396,7 +346,7 @@ class Study:
         out: dict[str, dict[str, dict[str, list[float]]]] = {}
         for split in a.turns_splits:
             for label, path in (("init", init["checkpoint"]), ("SFT", sft["final"]), ("RL", rl["final"])):
-                step = 0 if label == "init" else int(_ckpt_state(path)["step"])
+                step = 0 if label == "init" else read_trainer_state(path).step
                 curve_eval = self.out / name / "evals" / label / f"step-{step:08d}" / f"{split}.json"
                 for turns in a.turns:
                     cache = self.out / name / "evals" / "turns" / label / f"{split}-{turns}.json"
@@ -419,7 +369,7 @@ class Study:
             for split in ("id", "ood"):
                 s = self.evaluate(path, spec, spec.splits[split], run_dir / "evals" / tag / f"{split}.json")
                 rows[f"{tag}.{split}"] = [s["success_rate"], *s["ci95"]]
-        return {"start": start, "final": str(final), "gflops": ckpt_gflops(final), "results": rows}
+        return {"start": start, "final": str(final), "gflops": lineage_gflops(final), "results": rows}
 
     def overfit_start(self, name: str, init: dict[str, Any], data: dict[str, Any]) -> str:
         a = self.cfg.ablations
@@ -639,8 +589,8 @@ def corpus_accuracy(
 ) -> dict[str, float]:
     """Greedy exact-match accuracy per corpus kind on ``n`` fresh draws: did stage 0 teach anything?"""
     from sftvsrl.models.loading import load_model
+    from sftvsrl.rollout import HFRolloutEngine
     from sftvsrl.study.corpus import corpus_rows
-    from sftvsrl.training.rollout import HFRolloutEngine
 
     if n <= 0:
         return {}
@@ -670,27 +620,22 @@ def no_gain(history: list[dict[str, Any]], key: str, patience: int | None) -> bo
 
 
 def _eval_loss_at(run_dir: Path, step: int) -> float | None:
-    log = run_dir / "log.jsonl"
-    if not log.is_file():
-        return None
-    for line in log.read_text(encoding="utf-8").splitlines():
-        rec = json.loads(line)
-        if rec.get("step") == step and rec.get("eval_loss") is not None:
-            return float(rec["eval_loss"])
-    return None
+    rec = RunDir(run_dir).log.at(step)
+    return None if rec is None or rec.get("eval_loss") is None else float(rec["eval_loss"])
 
 
 def _sft_rate(init_run: Path, overrides: dict[str, Any], world: int = 1) -> tuple[int, float]:
     """(N, tokens per optimizer step) for stage-2 SFT over ``world`` processes, measured from
     the stage-1 run's log (tokens per row) and stage 2's batch settings."""
-    lines = [json.loads(x) for x in (init_run / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+    run = RunDir(init_run)
+    lines = run.log.read()
     first, last = lines[0], lines[-1]
-    state = _ckpt_state(checkpoints(init_run)[-1][1])
-    n_params = int(state["flops"]["n_params"])
+    state = read_trainer_state(run.checkpoints()[-1][1])
+    n_params = int(state.flops["n_params"])
     examples = last["examples"] - first["examples"]
     tokens = last["tokens"] - first["tokens"]
     per_row = tokens / examples if examples > 0 else last["tokens"] / max(1, last["examples"])
-    init_cfg = {**state["config"]}
+    init_cfg = {**state.config}
     batch = overrides.get("batch_size", init_cfg.get("batch_size", 32)) * overrides.get(
         "grad_accum", init_cfg.get("grad_accum", 1)
     )
@@ -761,4 +706,4 @@ def run_study(
     return report
 
 
-__all__ = ["Study", "run_study", "ckpt_gflops", "export_model"]
+__all__ = ["Study", "run_study"]

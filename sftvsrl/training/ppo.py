@@ -3,148 +3,276 @@
 One PPO *step* is one answer of one environment: the prompt (first prompt plus every earlier
 answer and its feedback) is the state, the whole answer text is the action, its log-prob is the
 (optionally thought-weighted) sum of its token log-probs, and the verifier's reward for that
-answer is the step's reward. Each update:
+answer is the step's reward. Each update runs these named, timed phases (``time/<phase>`` in
+the log):
 
-1. rollout: ``num_envs`` environments answer ``steps_per_env`` times each, every env at its own
+1. ``gen``: ``num_envs`` environments answer ``steps_per_env`` times each, every env at its own
    turn; a finished episode (solved, or out of turns) resets at once. Every update starts new
    episodes from seeds derived from (seed, update, process), so a resumed run sees exactly the
    episodes an uninterrupted one would; episodes still open at the end of the buffer bootstrap
    from the value of their current prompt.
-2. scoring: one no-grad forward over all steps gives the old log-probs and values (value head
-   on the last prompt token), plus the values of bootstrap states and, with ``kl_coef``, the
-   frozen initial policy's log-probs.
-3. GAE with exact episode boundaries, then ``epochs`` passes of shuffled minibatches with the
-   clipped policy loss, value loss, entropy bonus, KL penalty and gradient clipping.
-4. log, checkpoint.
+2. ``old_log_prob``: one no-grad forward over all steps gives the old log-probs and values
+   (value head on the last prompt token); ``values``: the values of bootstrap states;
+   ``ref`` (with ``kl_coef``): the frozen initial policy's token log-probs.
+3. ``adv``: GAE with exact episode boundaries.
+4. ``update_actor``: ``epochs`` passes of shuffled minibatches with the clipped policy loss,
+   value loss, entropy bonus, KL penalty and gradient clipping.
+
+Then one log record and, every ``save_every`` updates, a checkpoint.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
+from pydantic import Field
+from torch import nn
 
-from sftvsrl.config import ConfigError
+from sftvsrl.config import StrictModel
 from sftvsrl.flops import FlopsCounter
-from sftvsrl.models.loading import load_model
-from sftvsrl.training import ppo_io
-from sftvsrl.training.checkpoint import (
-    checkpoint_path,
-    find_latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
+from sftvsrl.models.loading import LoraSettings, autocast, load_checkpoint, load_model, save_model
+from sftvsrl.rollout import (
+    EnvPool,
+    Generation,
+    HFRolloutEngine,
+    RolloutEngine,
+    Sampling,
+    encode_prompt,
+    make_envs,
 )
-from sftvsrl.training.ppo_batch import answer_weights, collate, collate_prompts, forward_policy_value
-from sftvsrl.training.ppo_config import PPOConfig
-from sftvsrl.training.ppo_math import (
-    ValueHead,
+from sftvsrl.runs import RunDir, TrainerState, lineage_flops
+from sftvsrl.training.loop import PhaseTimer, Progress, TensorBoardMirror, cpu_only_launch, lr_multiplier
+from sftvsrl.training.rl_batch import Policy, Scores, answer_weights, collate, collate_prompts, weight_batch
+from sftvsrl.training.rl_math import (
+    Means,
     compute_gae,
+    episode_metrics,
     explained_variance,
     kl_penalty,
     masked_mean,
     normalize_advantages,
+    pad_rows,
     policy_loss,
     value_loss,
 )
-from sftvsrl.training.rollout import EnvPool, Generation, HFRolloutEngine, make_envs
 
 
-def lr_lambda(cfg: PPOConfig, total_steps: int):
-    """Linear warmup then cosine (or constant) decay, as a multiplier of ``cfg.lr``."""
-    warmup = int(cfg.warmup_fraction * total_steps)
+class PPOConfig(StrictModel):
+    """PPO settings (validated; every field can be overridden as ``key=value``)."""
 
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if cfg.lr_schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    init: str = Field("tiny-lm", description="SFT checkpoint folder (or tiny-lm / tiny-vlm)")
+    out_dir: str = "runs/rl"
+    env_id: str = "sftvsrl/GeneralPoints-L-v0"
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    max_turns: int = Field(5, gt=0)
+    # rollout: each update runs num_envs environments for steps_per_env answers each
+    num_envs: int = Field(8, gt=0)
+    steps_per_env: int = Field(8, gt=0)
+    updates: int = Field(20, gt=0)
+    temperature: float = Field(0.2, gt=0)
+    max_new_tokens: int = Field(512, gt=0)
+    generation_batch_size: int = Field(64, gt=0)
+    # optimisation
+    epochs: int = Field(4, gt=0)
+    minibatch_size: int = Field(16, gt=0)
+    micro_batch_size: int = Field(16, gt=0)
+    lr: float = Field(1e-6, gt=0)
+    value_lr: float | None = Field(
+        None,
+        gt=0,
+        description="value head's learning rate (default: lr). The head starts at zero; at a policy-sized "
+        "lr it cannot reach returns of a few units within a short run, so its baseline stays useless",
+    )
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_fraction: float = Field(0.0, ge=0, lt=1)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    adam_eps: float = Field(1e-7, gt=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    # PPO
+    gamma: float = Field(0.9, ge=0, le=1)
+    lam: float = Field(0.95, ge=0, le=1)
+    clip: float = Field(0.1, gt=0)
+    value_clip: float | None = Field(None, gt=0)
+    vf_coef: float = Field(0.5, ge=0)
+    ent_coef: float = Field(0.0, ge=0)
+    kl_coef: float = Field(0.0, ge=0)
+    normalize_advantages: bool = True
+    thought_coef: float = Field(1.0, ge=0, le=1)
+    action_marker: str = "{"
+    value_head_inner: int | None = Field(None, gt=0)
+    # runtime
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    bf16: bool = Field(False, description="bf16 autocast (about 3x faster on CPU from ~10M params up)")
+    lora: LoraSettings | None = None
+    seed: int = 0
+    save_every: int = Field(1, gt=0)
+    keep_checkpoints: int = Field(2, gt=0)
+    tensorboard: bool = True
 
-    return f
+
+class ValueHead(nn.Module):
+    """Two-layer MLP mapping the hidden state of the last prompt token to a scalar value."""
+
+    def __init__(self, hidden_size: int, inner: int | None = None) -> None:
+        super().__init__()
+        inner = inner or hidden_size
+        self.net = nn.Sequential(nn.Linear(hidden_size, inner), nn.Tanh(), nn.Linear(inner, 1))
+        nn.init.zeros_(self.net[2].weight)
+        nn.init.zeros_(self.net[2].bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.net(hidden.to(self.net[0].weight.dtype)).squeeze(-1)
 
 
-def scored(model, value_head, tokenizer, gens: list[Generation], cfg: PPOConfig, pad_id: int, autocast):
-    """Old log-probs, per-token weights and values of a list of steps, in micro-batches."""
-    seq_logp, values, token_logp, weights = [], [], [], []
-    for i in range(0, len(gens), cfg.micro_batch_size):
-        chunk = gens[i : i + cfg.micro_batch_size]
-        batch = collate(chunk, pad_id)
-        w = answer_weights(tokenizer, chunk, batch["answer_width"], cfg.thought_coef, cfg.action_marker)
-        with torch.no_grad(), autocast():
-            out = forward_policy_value(model, value_head, batch, w, with_entropy=False)
-        seq_logp += out["seq_logp"].float().cpu().unbind()
-        values += out["values"].float().cpu().unbind()
-        token_logp += [
-            row[:n].float().cpu() for row, n in zip(out["token_logp"], batch["answer_lengths"], strict=True)
-        ]
-        weights += [row[:n] for row, n in zip(w, batch["answer_lengths"], strict=True)]
-    return torch.stack(seq_logp), torch.stack(values), token_logp, weights
+class ActorCritic(Policy):
+    """The policy LM plus a value head on its last prompt token: log-probs and values of steps."""
+
+    def __init__(self, model: nn.Module, value_head: nn.Module, pad_id: int, micro_batch_size: int) -> None:
+        super().__init__(model, pad_id, micro_batch_size)
+        self.value_head = value_head
+
+    def logprobs_entropy_and_values(
+        self, batch: dict[str, Any], weights: torch.Tensor | None
+    ) -> tuple[Scores, torch.Tensor]:
+        """The training forward pass of one collated micro-batch (with grad)."""
+        scores = self.forward(batch, weights, entropy=True, hidden=True)
+        return scores, self.value_head(scores.hidden).float()
+
+    @torch.no_grad()
+    def logprobs_and_values(
+        self, gens: Sequence[Generation], weights: Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weighted answer log-probs and state values of every step (on the CPU)."""
+        logp, values = [], []
+        for part in self.chunks(len(gens)):
+            batch = collate(gens[part], self.pad_id)
+            scores = self.forward(batch, weight_batch(weights[part], batch), hidden=True)
+            logp.append(scores.seq_logp.float().cpu())
+            values.append(self.value_head(scores.hidden).float().cpu())
+        return torch.cat(logp), torch.cat(values)
+
+    @torch.no_grad()
+    def values(self, gens: Sequence[Generation]) -> torch.Tensor:
+        """Values of prompts alone (states that got no answer, e.g. bootstrap states)."""
+        out = [torch.zeros(0)]
+        for part in self.chunks(len(gens)):
+            hidden = self.forward(collate_prompts(gens[part], self.pad_id), hidden=True).hidden
+            out.append(self.value_head(hidden).float().cpu())
+        return torch.cat(out)
 
 
-def prompt_values(
-    model, value_head, gens: list[Generation], cfg: PPOConfig, pad_id: int, autocast
-) -> torch.Tensor:
-    """Values of prompts alone (bootstrap states)."""
-    if not gens:
-        return torch.zeros(0)
-    out = []
-    for i in range(0, len(gens), cfg.micro_batch_size):
-        batch = collate_prompts(gens[i : i + cfg.micro_batch_size], pad_id)
-        with torch.no_grad(), autocast():
-            out.append(
-                forward_policy_value(model, value_head, batch, with_entropy=False)["values"].float().cpu()
-            )
-    return torch.cat(out)
+@dataclass
+class Rollout:
+    """One update's buffer: ``T x E`` steps (``steps`` is t-major) and what they earned."""
+
+    steps: list[Generation]
+    rewards: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    bootstrap: dict[tuple[int, int], Generation]  # (t, e) -> state whose value follows step t
+    episodes: list[tuple[bool, int, float]] = field(default_factory=list)  # (success, turns, return)
+    outcomes: Counter = field(default_factory=Counter)
 
 
-def pad_rows(rows: list[torch.Tensor], width: int) -> torch.Tensor:
-    out = torch.zeros(len(rows), width)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out
+def collect_rollout(
+    pool: EnvPool,
+    engine: RolloutEngine,
+    sampling: Sampling,
+    seed: Callable[[int], int],
+    steps: int,
+    encode: Callable[[Any], Generation],
+) -> Rollout:
+    """Every env of a training pool answers ``steps`` times; ``encode`` turns a bootstrap
+    observation into a prompt-only step."""
+    T, E = steps, len(pool.envs)
+    ro = Rollout(
+        steps=[],
+        rewards=torch.zeros(T, E),
+        terminated=torch.zeros(T, E, dtype=torch.bool),
+        truncated=torch.zeros(T, E, dtype=torch.bool),
+        bootstrap={},
+    )
+    episode_return = [0.0] * E
+    for t, transitions in enumerate(pool.play(engine, sampling, seed, steps=T)):
+        for tr in transitions:
+            e = tr.env_index
+            ro.steps.append(tr.generation)
+            ro.rewards[t, e], ro.terminated[t, e], ro.truncated[t, e] = tr.reward, tr.terminated, tr.truncated
+            ro.outcomes[str(tr.info.get("outcome", ""))] += 1
+            episode_return[e] += tr.reward
+            if tr.done:
+                ro.episodes.append((bool(tr.info.get("success", False)), tr.turn + 1, episode_return[e]))
+                episode_return[e] = 0.0
+            if tr.truncated:  # value of the final observation, or of the open episode's prompt
+                ro.bootstrap[(t, e)] = encode(tr.final_observation)
+            elif t == T - 1 and not tr.terminated:
+                ro.bootstrap[(t, e)] = encode(pool.obs[e])
+    return ro
+
+
+def ppo_loss(
+    cfg: PPOConfig,
+    out: Scores,
+    new_values: torch.Tensor,
+    old: dict[str, torch.Tensor],
+    ref_logp: torch.Tensor | None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One micro-batch's loss: clipped policy loss, value loss, entropy bonus, KL to the reference.
+    ``old`` holds the rollout's ``logp``, ``adv``, ``values`` and ``returns`` of its rows."""
+    pg, diag = policy_loss(out.seq_logp, old["logp"], old["adv"], cfg.clip)
+    vl = value_loss(new_values, old["values"], old["returns"], cfg.value_clip)
+    ent = masked_mean(out.entropy, out.mask)
+    loss = pg + cfg.vf_coef * vl - cfg.ent_coef * ent
+    kl = torch.zeros((), device=pg.device)
+    if ref_logp is not None:
+        kl = kl_penalty(out.token_logp, ref_logp, out.mask)
+        loss = loss + cfg.kl_coef * kl
+    return loss, {"pg_loss": pg, "v_loss": vl, "entropy": ent, "kl_ref": kl, **diag}
+
+
+def pool_seed(cfg: PPOConfig, update: int, rank: int) -> int:
+    """Base seed of an update's episodes on one process (env ``e`` resets with it plus ``e``)."""
+    return (cfg.seed * 7919 + update * 104729 + rank * 15485863) % 2**31
+
+
+def generate_seed(cfg: PPOConfig, update: int, t: int, *, rank: int) -> int:
+    """Sampling seed of rollout iteration ``t`` of an update on one process."""
+    return (cfg.seed * 1_000_003 + update * 10_007 + t * 101 + rank) % 2**31
 
 
 def train(cfg: PPOConfig, resume: bool = False) -> Path:
     """Run PPO as configured; returns the output folder."""
-    # cpu=True without CUDA: under torchrun, accelerate then joins the processes with gloo.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(cpu=cpu_only_launch())
+    rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
+
     # bf16 autocast is ours, not accelerate's mixed_precision: accelerate fixes that setting
     # once per process, and several runs (tests, a study) may share one process.
-    device_type = accelerator.device.type
+    def amp():
+        return autocast(accelerator.device, enabled=cfg.bf16)
 
-    def autocast():
-        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16)
-
-    rank, world = accelerator.process_index, accelerator.num_processes
-    out_dir = Path(cfg.out_dir)
-    if accelerator.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2))
+    run = RunDir(cfg.out_dir)
+    resume_from = run.start(resume)  # refuses a fresh launch into a run before writing anything
+    if main:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(cfg)
     torch.manual_seed(cfg.seed + rank)
 
     # ---- models: policy (from the SFT checkpoint), value head, optional frozen reference ----
-    resumed = None
-    if resume:
-        latest = find_latest_checkpoint(out_dir)
-        if latest is None:
-            raise ConfigError(f"--resume: no checkpoint under {out_dir}/checkpoints")
-        resumed = load_checkpoint(latest, dtype=cfg.dtype)
-        pm = resumed.pm
-    else:
-        if find_latest_checkpoint(out_dir) is not None:
-            raise ConfigError(f"{out_dir} already holds a run; pass --resume or choose another out_dir")
-        pm = load_model(cfg.init, dtype=cfg.dtype, lora=cfg.lora, seed=cfg.seed)
+    ckpt = load_checkpoint(resume_from, dtype=cfg.dtype) if resume_from is not None else None
+    pm = ckpt.pm if ckpt is not None else load_model(cfg.init, dtype=cfg.dtype, lora=cfg.lora, seed=cfg.seed)
     pm.model.train()
-    pad_id = pm.tokenizer.pad_token_id
-    hidden = pm.model.get_input_embeddings().embedding_dim
-    value_head = ValueHead(hidden, cfg.value_head_inner)
+    value_head = ValueHead(pm.model.get_input_embeddings().embedding_dim, cfg.value_head_inner)
     ref_model = None
     if cfg.kl_coef > 0:
         ref_model = load_model(cfg.init, dtype=cfg.dtype, seed=cfg.seed, trainable=False).model.eval()
@@ -159,214 +287,167 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
         eps=cfg.adam_eps,
         weight_decay=cfg.weight_decay,
     )
-    steps_per_update = cfg.epochs * math.ceil(cfg.num_envs * cfg.steps_per_env / cfg.minibatch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, cfg.updates * steps_per_update))
+    total_steps = cfg.updates * cfg.epochs * math.ceil(cfg.num_envs * cfg.steps_per_env / cfg.minibatch_size)
+    warmup = int(cfg.warmup_fraction * total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_multiplier(s, total_steps, warmup, cfg.min_lr_ratio, cfg.lr_schedule)
+    )
     model, value_head, optimizer = accelerator.prepare(pm.model, value_head, optimizer)
     if ref_model is not None:
         ref_model.to(accelerator.device)
+    pm.model = accelerator.unwrap_model(model)  # generation and saving use the plain module
     engine = HFRolloutEngine(pm, batch_size=cfg.generation_batch_size)
-    engine.pm.model = accelerator.unwrap_model(model)
+    pad_id = pm.tokenizer.pad_token_id
+    agent = ActorCritic(model, value_head, pad_id, cfg.micro_batch_size)
+    reference = Policy(ref_model, pad_id, cfg.micro_batch_size) if ref_model is not None else None
 
     # ---- counters: FLOPs continue from the init checkpoint (D_init), or from the resumed one ----
-    start_update = 0
-    if resumed is not None:
-        resumed.load_module("value_head", accelerator.unwrap_model(value_head))
-        resumed.load_optimizer(optimizer)
-        resumed.load_scheduler(scheduler)
-        resumed.restore_rng(rank)
-        start_update = int(resumed.trainer_state["step"])
-        flops = FlopsCounter.from_dict(resumed.trainer_state["flops"])
-        accelerator.print(f"resumed from {resumed.path} after update {start_update}")
+    if ckpt is not None:
+        ckpt.load_module("value_head", accelerator.unwrap_model(value_head))
+        ckpt.load_optimizer(optimizer)
+        ckpt.load_scheduler(scheduler)
+        ckpt.restore_rng(rank)
+        start, elapsed_before = ckpt.state.step, ckpt.state.elapsed
+        flops = FlopsCounter.from_dict(ckpt.state.flops)
+        accelerator.print(f"resumed from {ckpt.path} after update {start}")
     else:
-        flops = ppo_io.init_flops(cfg.init, pm.n_params)
+        start, elapsed_before = 0, 0.0
+        init = lineage_flops(cfg.init)
+        flops = FlopsCounter.from_dict(init).next_stage(pm.n_params) if init else FlopsCounter(pm.n_params)
+    if main:
+        run.log.truncate(start)  # records after the checkpoint are redone below
+    started = time.perf_counter()
     envs = make_envs(cfg.env_id, cfg.env_kwargs, cfg.num_envs, cfg.max_turns)
-    logger = ppo_io.RunLogger(out_dir, enabled=accelerator.is_main_process, tensorboard=cfg.tensorboard)
-    last_update = min(cfg.updates, cfg.stop_after or cfg.updates)
-    progress = ppo_io.progress_bar(accelerator.is_main_process, start_update, last_update)
-    T, E = cfg.steps_per_env, cfg.num_envs
+    tensorboard = TensorBoardMirror(run.path, "rl", enabled=main and cfg.tensorboard)
+    sampling = Sampling(cfg.max_new_tokens, cfg.temperature, do_sample=True)
+    timer = PhaseTimer()
+    T, E, n = cfg.steps_per_env, cfg.num_envs, cfg.steps_per_env * cfg.num_envs
 
-    for update in range(start_update, last_update):
-        # ---- 1. rollout: every env answers T times, each at its own turn ----
-        t0 = time.perf_counter()
-        pool = EnvPool(envs, base_seed=(cfg.seed * 7919 + update * 104729 + rank * 15485863) % 2**31)
-        gens: list[list[Generation]] = []
-        rewards = torch.zeros(T, E)
-        terminated = torch.zeros(T, E, dtype=torch.bool)
-        truncated = torch.zeros(T, E, dtype=torch.bool)
-        boot_gens: dict[tuple[int, int], Generation] = {}  # (t, e) -> state to bootstrap from
-        episodes, outcomes = [], Counter()
-        episode_return = [0.0] * E
-        with autocast():
-            for t in range(T):
-                obs = [pool.obs[e] for e in range(E)]
-                step_gens = engine.generate(
-                    obs,
-                    max_new_tokens=cfg.max_new_tokens,
-                    temperature=cfg.temperature,
-                    do_sample=True,
-                    seed=(cfg.seed * 1_000_003 + update * 10_007 + t * 101 + rank) % 2**31,
+    with Progress("rl", cfg.updates, start, enabled=main) as progress:
+        for update in range(start, cfg.updates):
+            timer.reset()
+            # ---- 1. rollout: every env answers T times, each at its own turn ----
+            with timer("gen"), amp():
+                pool = EnvPool(envs, base_seed=pool_seed(cfg, update, rank))
+                seed = partial(generate_seed, cfg, update, rank=rank)
+                ro = collect_rollout(pool, engine, sampling, seed, T, lambda obs: encode_prompt(pm, obs))
+            gen_tokens = sum(len(g.answer_ids) for g in ro.steps)
+            buffer_tokens = sum(len(g.prompt_ids) + len(g.answer_ids) for g in ro.steps)
+
+            # ---- 2. score the buffer: old log-probs and values, bootstrap values, reference ----
+            model.eval()
+            with timer("old_log_prob"), amp():
+                weights = answer_weights(pm.tokenizer, ro.steps, cfg.thought_coef, cfg.action_marker)
+                old_logp, values = agent.logprobs_and_values(ro.steps, weights)
+            with timer("values"), amp():
+                boot_values = agent.values(list(ro.bootstrap.values()))
+            ref_logp = None
+            if reference is not None:
+                with timer("ref"), amp():
+                    ref_logp = reference.token_logprobs(ro.steps)
+            model.train()
+
+            # ---- 3. advantages with exact episode boundaries ----
+            with timer("adv"):
+                values = values.view(T, E)
+                next_values = torch.zeros(T, E)
+                next_values[:-1] = values[1:]
+                for (t, e), v in zip(ro.bootstrap, boot_values, strict=True):
+                    next_values[t, e] = v
+                adv, returns = compute_gae(
+                    ro.rewards, values, next_values, ro.terminated, ro.truncated, cfg.gamma, cfg.lam
                 )
-                gens.append(step_gens)
-                for tr in pool.step({e: g.text for e, g in enumerate(step_gens)}):
-                    e = tr.env_index
-                    rewards[t, e], terminated[t, e], truncated[t, e] = tr.reward, tr.terminated, tr.truncated
-                    outcomes[str(tr.info.get("outcome", ""))] += 1
-                    episode_return[e] += tr.reward
-                    if tr.done:
-                        episodes.append((bool(tr.info.get("success", False)), tr.turn + 1, episode_return[e]))
-                        episode_return[e] = 0.0
-                    if tr.truncated:  # value of the final observation, or of the open episode's prompt
-                        boot_gens[(t, e)] = engine.encode_generation(tr.final_observation)
-                    elif t == T - 1 and not tr.terminated:
-                        boot_gens[(t, e)] = engine.encode_generation(pool.obs[e])
-        flat = [g for row in gens for g in row]
-        rollout_time = time.perf_counter() - t0
-        gen_tokens = sum(len(g.answer_ids) for g in flat)
-        buffer_tokens = sum(len(g.prompt_ids) + len(g.answer_ids) for g in flat)
+                adv, returns, values = adv.flatten(), returns.flatten(), values.flatten()
+                if cfg.normalize_advantages:
+                    adv = normalize_advantages(adv)
+                buffer = {"logp": old_logp, "adv": adv, "values": values, "returns": returns}
 
-        # ---- 2. score the buffer: old log-probs, values, bootstrap values, reference log-probs ----
-        model.eval()
-        old_logp, values, _, weights = scored(model, value_head, pm.tokenizer, flat, cfg, pad_id, autocast)
-        values, old_logp = values.view(T, E), old_logp.view(T, E)
-        boot_keys = list(boot_gens)
-        boot_v = prompt_values(model, value_head, [boot_gens[k] for k in boot_keys], cfg, pad_id, autocast)
-        next_values = torch.zeros(T, E)
-        next_values[:-1] = values[1:]
-        for (t, e), v in zip(boot_keys, boot_v, strict=True):
-            next_values[t, e] = v
-        ref_token_logp = None
-        if ref_model is not None:
-            _, _, ref_token_logp, _ = scored(ref_model, value_head, pm.tokenizer, flat, cfg, pad_id, autocast)
-        model.train()
+            # ---- 4. PPO epochs over shuffled minibatches ----
+            with timer("update_actor"):
+                stats = Means("pg_loss", "v_loss", "entropy", "kl_ref", "clipfrac", "approx_kl", "grad_norm")
+                g = torch.Generator().manual_seed(cfg.seed * 31 + update)
+                trained_tokens = 0
+                for _epoch in range(cfg.epochs):
+                    perm = torch.randperm(n, generator=g)
+                    for mb_start in range(0, n, cfg.minibatch_size):
+                        mb = perm[mb_start : mb_start + cfg.minibatch_size]
+                        optimizer.zero_grad(set_to_none=True)
+                        for mc_start in range(0, len(mb), cfg.micro_batch_size):
+                            idx = mb[mc_start : mc_start + cfg.micro_batch_size].tolist()
+                            batch = collate([ro.steps[i] for i in idx], pad_id)
+                            with amp():
+                                out, new_values = agent.logprobs_entropy_and_values(
+                                    batch, weight_batch([weights[i] for i in idx], batch)
+                                )
+                            dev, sel = accelerator.device, torch.tensor(idx)
+                            ref_rows = None
+                            if ref_logp is not None:
+                                ref_rows = pad_rows([ref_logp[i] for i in idx], batch["answer_width"]).to(dev)
+                            mb_old = {k: v[sel].to(dev) for k, v in buffer.items()}
+                            loss, losses = ppo_loss(cfg, out, new_values, mb_old, ref_rows)
+                            accelerator.backward(loss * len(idx) / len(mb))
+                            trained_tokens += int(batch["attention_mask"].sum())
+                            stats.add(**losses)
+                        if cfg.max_grad_norm is not None:
+                            stats.add(grad_norm=accelerator.clip_grad_norm_(params, cfg.max_grad_norm))
+                        optimizer.step()
+                        scheduler.step()
 
-        # ---- 3. advantages with exact episode boundaries ----
-        adv, returns = compute_gae(rewards, values, next_values, terminated, truncated, cfg.gamma, cfg.lam)
-        valid = torch.ones(T * E, dtype=torch.bool)
-        adv, returns, values_f, old_logp = (
-            adv.flatten(),
-            returns.flatten(),
-            values.flatten(),
-            old_logp.flatten(),
-        )
-        if cfg.normalize_advantages:
-            adv = normalize_advantages(adv, valid)
-
-        # ---- 4. PPO epochs over shuffled minibatches ----
-        t1 = time.perf_counter()
-        stats: dict[str, list[float]] = {
-            k: [] for k in ("pg_loss", "v_loss", "entropy", "kl_ref", "clipfrac", "approx_kl", "grad_norm")
-        }
-        g = torch.Generator().manual_seed(cfg.seed * 31 + update)
-        trained_tokens = 0
-        n = T * E
-        for _epoch in range(cfg.epochs):
-            perm = torch.randperm(n, generator=g)
-            for mb_start in range(0, n, cfg.minibatch_size):
-                mb = perm[mb_start : mb_start + cfg.minibatch_size]
-                optimizer.zero_grad(set_to_none=True)
-                for mc_start in range(0, len(mb), cfg.micro_batch_size):
-                    idx = mb[mc_start : mc_start + cfg.micro_batch_size].tolist()
-                    chunk = [flat[i] for i in idx]
-                    batch = collate(chunk, pad_id)
-                    A = batch["answer_width"]
-                    w = pad_rows([weights[i] for i in idx], A)
-                    with autocast():
-                        out = forward_policy_value(model, value_head, batch, w)
-                    dev = out["seq_logp"].device
-                    sel = torch.tensor(idx)
-                    row_mask = torch.ones(len(idx), device=dev)
-                    pg, diag = policy_loss(
-                        out["seq_logp"], old_logp[sel].to(dev), adv[sel].to(dev), cfg.clip, row_mask
-                    )
-                    vl = value_loss(
-                        out["values"], values_f[sel].to(dev), returns[sel].to(dev), row_mask, cfg.value_clip
-                    )
-                    ent = masked_mean(out["entropy"], out["mask"])
-                    loss = pg + cfg.vf_coef * vl - cfg.ent_coef * ent
-                    kl = torch.zeros((), device=dev)
-                    if ref_token_logp is not None:
-                        kl = kl_penalty(
-                            out["token_logp"],
-                            pad_rows([ref_token_logp[i] for i in idx], A).to(dev),
-                            out["mask"],
-                        )
-                        loss = loss + cfg.kl_coef * kl
-                    accelerator.backward(loss * len(idx) / len(mb))
-                    trained_tokens += int(batch["attention_mask"].sum())
-                    for k, v in (
-                        ("pg_loss", pg),
-                        ("v_loss", vl),
-                        ("entropy", ent),
-                        ("kl_ref", kl),
-                        ("clipfrac", diag["clipfrac"]),
-                        ("approx_kl", diag["approx_kl"]),
-                    ):
-                        stats[k].append(float(v.detach()))
-                if cfg.max_grad_norm is not None:
-                    norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-                    stats["grad_norm"].append(float(norm))
-                optimizer.step()
-                scheduler.step()
-        train_time = time.perf_counter() - t1
-
-        # ---- 5. counters, logs, checkpoint ----
-        totals = accelerator.reduce(
-            torch.tensor(
-                [float(rewards.sum()), n, gen_tokens, buffer_tokens, trained_tokens],
-                dtype=torch.float64,
-                device=accelerator.device,
-            ),
-            reduction="sum",
-        ).tolist()
-        flops.add_buffer_tokens(int(totals[3]))
-        flops.add_train_tokens(int(totals[4]))
-        all_episodes = [x for part in gather_object([episodes]) for x in part]
-        all_outcomes: Counter = Counter()
-        for part in gather_object([dict(outcomes)]):
-            all_outcomes.update(part)
-        ev = explained_variance(values_f, returns, valid)
-        record = {
-            "step": update + 1,
-            "processes": world,
-            "time": time.time(),
-            "flops": flops.total_flops,
-            "tokens": flops.total_tokens,
-            "d_buffer": flops.d_buffer,
-            "mean_reward": totals[0] / totals[1],
-            "episodes": len(all_episodes),
-            "success_rate": sum(s for s, _, _ in all_episodes) / len(all_episodes) if all_episodes else None,
-            "mean_turns": sum(k for _, k, _ in all_episodes) / len(all_episodes) if all_episodes else None,
-            "mean_return": sum(r for _, _, r in all_episodes) / len(all_episodes) if all_episodes else None,
-            "outcomes": dict(sorted(all_outcomes.items())),
-            **{k: (sum(v) / len(v) if v else None) for k, v in stats.items()},
-            "explained_variance": None if math.isnan(ev) else ev,
-            "lr": scheduler.get_last_lr()[0],
-            "rollout_tokens_per_s": totals[2] / rollout_time / world if rollout_time > 0 else None,
-            "train_tokens_per_s": totals[4] / train_time / world if train_time > 0 else None,
-            "rollout_s": rollout_time,
-            "train_s": train_time,
-        }
-        logger.log(record)
-        progress(record)
-        if (update + 1) % cfg.save_every == 0 or update + 1 == last_update:
-            state = {
+            # ---- 5. counters, log, checkpoint ----
+            local = [float(ro.rewards.sum()), n, gen_tokens, buffer_tokens, trained_tokens]
+            totals = torch.tensor(local, dtype=torch.float64, device=accelerator.device)
+            totals = accelerator.reduce(totals, reduction="sum").tolist()
+            flops.add_buffer_tokens(int(totals[3]))
+            flops.add_train_tokens(int(totals[4]))
+            outcomes: Counter = Counter()
+            for part in gather_object([dict(ro.outcomes)]):
+                outcomes.update(part)
+            seconds = timer.seconds()
+            elapsed = elapsed_before + time.perf_counter() - started
+            record = {
                 "step": update + 1,
-                "stage": "rl",
-                "flops": flops.to_dict(),
-                "config": cfg.model_dump(mode="json"),
-                "time": time.time(),
+                "time": elapsed,
+                "flops": flops.total_flops,
+                "tokens": flops.total_tokens,
+                "d_buffer": flops.d_buffer,
+                "processes": world,
+                "mean_reward": totals[0] / totals[1],
+                **episode_metrics([x for part in gather_object([ro.episodes]) for x in part]),
+                "outcomes": dict(sorted(outcomes.items())),
+                **stats.means(),
+                "explained_variance": explained_variance(values, returns),
+                "lr": scheduler.get_last_lr()[0],
+                "rollout_tokens_per_s": _per_s(totals[2], seconds["time/gen"], world),
+                "train_tokens_per_s": _per_s(totals[4], seconds["time/update_actor"], world),
+                **seconds,
             }
-            save_checkpoint(
-                checkpoint_path(out_dir, update + 1),
-                pm,
-                state,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                extra_modules={"value_head": accelerator.unwrap_model(value_head)},
-                dist=accelerator,
-                keep_last=cfg.keep_checkpoints,
-            )
-    logger.close()
+            if main:
+                run.log.append(record)
+                tensorboard.log(record)
+            sr = record["success_rate"]
+            progress.update(update + 1, f"reward {record['mean_reward']:+.2f} success {_fmt(sr)}")
+            if (update + 1) % cfg.save_every == 0 or update + 1 == cfg.updates:
+                run.save_checkpoint(
+                    update + 1,
+                    write_model=lambda folder: save_model(pm, folder),
+                    state=TrainerState(
+                        "rl", update + 1, flops.to_dict(), elapsed, cfg.model_dump(mode="json")
+                    ),
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    extra_modules={"value_head": accelerator.unwrap_model(value_head)},
+                    dist=accelerator,
+                    keep_last=cfg.keep_checkpoints,
+                )
+    tensorboard.close()
     for env in envs:
         env.close()
-    return out_dir
+    return run.path
+
+
+def _per_s(tokens: float, seconds: float, world: int) -> float | None:
+    return tokens / seconds / world if seconds > 0 else None
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"

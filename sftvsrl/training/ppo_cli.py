@@ -25,11 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sftvsrl.config import load_config
-    from sftvsrl.training.ppo_config import PPOConfig
+    from sftvsrl.training.ppo import PPOConfig, train
 
     cfg = load_config(PPOConfig, args.config, args.overrides)
-    from sftvsrl.training.ppo import train
-
     out = train(cfg, resume=args.resume)
     print(f"rl: logs in {out / 'log.jsonl'}, checkpoints in {out / 'checkpoints'}")
     return 0

@@ -8,10 +8,6 @@ exactly where a run stopped: same batches, same optimizer/scheduler/RNG state, s
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,21 +17,22 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 
-from sftvsrl.config import ConfigError, StrictModel, dump_config
+from sftvsrl.config import ConfigError, StrictModel
+from sftvsrl.errors import DataError
 from sftvsrl.flops import FlopsCounter, count_tokens, measure_matmul_peak, mfu
 from sftvsrl.models.encoding import IGNORE_INDEX, encode_sft_batch
-from sftvsrl.models.loading import LoraSettings, PolicyModel, autocast, load_model, unwrap
-from sftvsrl.training.checkpoint import (
-    TRAINER_STATE,
-    checkpoint_path,
-    find_latest_checkpoint,
+from sftvsrl.models.loading import (
+    LoraSettings,
+    PolicyModel,
+    autocast,
     load_checkpoint,
-    read_trainer_state,
-    save_checkpoint,
+    load_model,
+    save_model,
+    unwrap,
 )
-from sftvsrl.training.sft_data import DataError, SFTDataset, load_sft_jsonl
-
-LOG_FILE = "log.jsonl"
+from sftvsrl.runs import RunDir, TrainerState, lineage_flops
+from sftvsrl.training.loop import Progress, cpu_only_launch, lr_multiplier
+from sftvsrl.training.sft_data import SFTDataset, load_sft_jsonl
 
 
 class SFTData(StrictModel):
@@ -76,21 +73,6 @@ class SFTConfig(StrictModel):
         return self
 
 
-def cpu_only_launch() -> bool:
-    """True for a multi-process launch on a machine without GPUs: use CPU processes with gloo.
-    (accelerate would otherwise give each torchrun process its own unconnected world.)"""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return world > 1 and not torch.cuda.is_available()
-
-
-def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
-    """Linear warmup to 1, then cosine down to ``min_ratio`` at ``total`` steps."""
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 def completion_nll(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Mean next-token NLL over labelled (completion + eos) positions, and their count."""
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "completion_mask")}
@@ -123,25 +105,19 @@ class SFTTrainer:
         self.cfg = cfg
         self.on_log, self.on_checkpoint = on_log, on_checkpoint
         self.stop_requested = False
-        self.run_dir = Path(cfg.out_dir)
+        self.run = RunDir(cfg.out_dir)
         self.acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum, cpu=cpu_only_launch())
         torch.manual_seed(cfg.seed)
         self.train_data = load_sft_jsonl(cfg.data.train)
         self.eval_data = load_sft_jsonl(cfg.data.eval) if cfg.data.eval else None
 
-        resume_from = find_latest_checkpoint(self.run_dir) if resume else None
-        if resume and resume_from is None:
-            raise ConfigError(f"--resume: no complete checkpoint under {self.run_dir}/checkpoints")
-        if not resume and find_latest_checkpoint(self.run_dir) is not None:
-            raise ConfigError(
-                f"{self.run_dir} already holds a run: pass --resume to continue it, or another out_dir"
-            )
+        resume_from = self.run.start(resume)  # refuses before anything is written
         if resume_from is not None:
             ck = load_checkpoint(resume_from, dtype=cfg.dtype, trainable=True)
-            self.pm, state = ck.pm, ck.trainer_state
-            self.flops = FlopsCounter.from_dict(state["flops"])
+            self.pm, state = ck.pm, ck.state
+            self.flops = FlopsCounter.from_dict(state.flops)
         else:
-            ck, state = None, {}
+            ck, state = None, TrainerState(stage="sft", step=0)
             self.pm = self._initial_model()
         self._check_data(self.train_data)
         self.world = self.acc.num_processes
@@ -153,7 +129,7 @@ class SFTTrainer:
                 f"({cfg.batch_size} x {self.world} processes x {cfg.grad_accum} accumulation)"
             )
         self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
-        saved_batch = state.get("data_position", {}).get("global_batch", self.global_batch)
+        saved_batch = state.extra.get("data_position", {}).get("global_batch", self.global_batch)
         if saved_batch != self.global_batch:
             raise ConfigError(
                 f"--resume: the checkpoint used {saved_batch} examples per step, this launch would use "
@@ -162,38 +138,32 @@ class SFTTrainer:
         params = [p for p in self.pm.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: lr_factor(s, self.total_steps, cfg.warmup_steps, cfg.min_lr_ratio)
+            optimizer, lambda s: lr_multiplier(s, self.total_steps, cfg.warmup_steps, cfg.min_lr_ratio)
         )
         if ck is not None:
             ck.load_optimizer(optimizer)
             ck.load_scheduler(self.scheduler)
         self.model, self.optimizer = self.acc.prepare(self.pm.model, optimizer)
-        self.step = int(state.get("step", 0))
-        self.elapsed = float(state.get("elapsed", 0.0))
-        self.examples = int(state.get("examples", 0))
+        self.step = state.step
+        self.elapsed = state.elapsed
+        self.examples = int(state.extra.get("examples", 0))
         self.peak = measure_matmul_peak("bfloat16" if cfg.bf16 else "float32", device=str(self.acc.device))
         if ck is not None:  # last, so that nothing after it draws from the restored RNG
             ck.restore_rng(self.acc.process_index)
         if self.acc.is_main_process:
-            self._truncate_log(self.step)  # drop lines after the checkpoint (all of them if fresh)
-        if self.acc.is_main_process:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            dump_config(cfg, self.run_dir / "config.yaml")
+            self.run.log.truncate(self.step)  # drop lines after the checkpoint (all of them if fresh)
+            self.run.write_config(cfg)
 
     # ------------------------------------------------------------ setup helpers
 
     def _initial_model(self) -> PolicyModel:
         """Fresh tiny model, an HF folder, or a checkpoint whose FLOPs this stage adds to."""
         cfg = self.cfg
-        path = Path(cfg.model)
         pm = load_model(cfg.model, dtype=cfg.dtype, lora=cfg.lora, seed=cfg.seed)
-        if (path / TRAINER_STATE).is_file():
-            prior = read_trainer_state(path).get("flops")
-            self.flops = (
-                FlopsCounter.from_dict(prior).next_stage(pm.n_params) if prior else FlopsCounter(pm.n_params)
-            )
-        else:
-            self.flops = FlopsCounter(n_params=pm.n_params)
+        prior = lineage_flops(cfg.model) if Path(cfg.model).is_dir() else None
+        self.flops = (
+            FlopsCounter.from_dict(prior).next_stage(pm.n_params) if prior else FlopsCounter(pm.n_params)
+        )
         return pm
 
     def _check_data(self, data: SFTDataset) -> None:
@@ -233,7 +203,7 @@ class SFTTrainer:
     def train(self) -> Path:
         cfg, acc = self.cfg, self.acc
         self.model.train()
-        progress = _Progress(self.total_steps, self.step, enabled=cfg.progress and acc.is_main_process)
+        progress = Progress("sft", self.total_steps, self.step, enabled=cfg.progress and acc.is_main_process)
         last_saved = None
         with progress:
             while self.step < self.total_steps:
@@ -264,12 +234,12 @@ class SFTTrainer:
                     record["eval_loss"] = self.evaluate_loss()
                 if self.step % cfg.log_every == 0 or self.step == self.total_steps:
                     self._log(record)
-                progress.update(self.step, record)
+                progress.update(self.step, _progress_info(record))
                 if self.step % cfg.save_every == 0 or self.step == self.total_steps:
                     last_saved = self.save()
                     if self.stop_requested:
                         break
-        return last_saved or checkpoint_path(self.run_dir, self.step)
+        return last_saved or self.run.checkpoint_path(self.step)
 
     def _record(self, loss: float, tokens: int, dt: float, grad_norm: Any) -> dict[str, Any]:
         step_flops = 6.0 * self.flops.n_params * tokens
@@ -289,20 +259,9 @@ class SFTTrainer:
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.acc.is_main_process:
-            with (self.run_dir / LOG_FILE).open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
+            self.run.log.append(record)
             if self.on_log:
                 self.on_log(record)
-
-    def _truncate_log(self, step: int) -> None:
-        """Drop log lines written after the checkpoint we resume from (they will be redone)."""
-        log = self.run_dir / LOG_FILE
-        if not log.is_file():
-            return
-        kept = [
-            line for line in log.read_text(encoding="utf-8").splitlines() if json.loads(line)["step"] <= step
-        ]
-        log.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     @torch.no_grad()
     def evaluate_loss(self) -> float:
@@ -326,31 +285,33 @@ class SFTTrainer:
         sharded = self.acc.distributed_type.value in ("FSDP", "DEEPSPEED")
         # gathering a sharded model's weights is collective: every process takes part
         full_state = self.acc.get_state_dict(self.model) if sharded else None
-        state = {
-            "stage": "sft",
-            "step": self.step,
-            "total_steps": self.total_steps,
-            "examples": self.examples,
-            "elapsed": self.elapsed,
-            "flops": self.flops.to_dict(),
-            "data_position": {
-                "epoch": self.step // self.steps_per_epoch,
-                "step_in_epoch": self.step % self.steps_per_epoch,
-                "global_batch": self.global_batch,
-                "seed": self.cfg.seed,
+        state = TrainerState(
+            stage="sft",
+            step=self.step,
+            flops=self.flops.to_dict(),
+            elapsed=self.elapsed,
+            config=self.cfg.model_dump(mode="json"),
+            extra={
+                "total_steps": self.total_steps,
+                "examples": self.examples,
+                "data_position": {
+                    "epoch": self.step // self.steps_per_epoch,
+                    "step_in_epoch": self.step % self.steps_per_epoch,
+                    "global_batch": self.global_batch,
+                    "seed": self.cfg.seed,
+                },
+                "world_size": self.world,
             },
-            "world_size": self.world,
-            "config": self.cfg.model_dump(mode="json"),
-        }
-        path = save_checkpoint(
-            checkpoint_path(self.run_dir, self.step),
-            self.pm,
-            state,
+        )
+        pm = self.pm
+        path = self.run.save_checkpoint(
+            self.step,
+            write_model=lambda folder: save_model(pm, folder, state_dict=full_state),
+            state=state,
             optimizer=self.optimizer.optimizer if hasattr(self.optimizer, "optimizer") else self.optimizer,
             scheduler=self.scheduler,
             dist=self.acc,
             keep_last=self.cfg.keep_last,
-            model_state_dict=full_state,
         )
         stop = bool(self.on_checkpoint(path)) if self.acc.is_main_process and self.on_checkpoint else False
         # The main process decides; every process must leave the loop at the same step.
@@ -359,42 +320,11 @@ class SFTTrainer:
         return path
 
 
-class _Progress:
-    """A rich progress bar with loss, tokens/s, MFU and cumulative FLOPs (main process only)."""
-
-    def __init__(self, total: int, done: int, enabled: bool) -> None:
-        self.enabled = enabled
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("sft"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[stats]}"),
-            console=Console(file=sys.stderr),
-        )
-        self.task = self.bar.add_task("sft", total=total, completed=done, stats="")
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.bar.__exit__(*exc)
-
-    def update(self, step: int, r: dict[str, Any]) -> None:
-        if self.enabled:
-            stats = (
-                f"loss {r['loss']:.4f}  {r['tokens_per_s']:,.0f} tok/s  MFU {100 * r['mfu']:.1f}%  "
-                f"{r['flops']:.3e} FLOPs"
-            )
-            self.bar.update(self.task, completed=step, stats=stats)
+def _progress_info(r: dict[str, Any]) -> str:
+    return (
+        f"loss {r['loss']:.4f}  {r['tokens_per_s']:,.0f} tok/s  MFU {100 * r['mfu']:.1f}%  "
+        f"{r['flops']:.3e} FLOPs"
+    )
 
 
 def train_sft(cfg: SFTConfig, *, resume: bool = False, **hooks: Any) -> Path:

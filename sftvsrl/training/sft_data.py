@@ -14,7 +14,7 @@ from typing import Any
 
 from sftvsrl.errors import DataError
 
-__all__ = ["DataError", "SFTDataset", "load_sft_jsonl", "validate_jsonl"]
+__all__ = ["SFTDataset", "load_sft_jsonl", "validate_jsonl"]
 
 
 @dataclass

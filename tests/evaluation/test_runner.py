@@ -5,7 +5,7 @@ import pytest
 from sftvsrl.cli import main
 from sftvsrl.evaluation.runner import evaluate
 from sftvsrl.evaluation.summary import answer_recognized, summarize
-from sftvsrl.training.rollout import Generation
+from sftvsrl.rollout import Generation
 
 
 class ScriptedEngine:
@@ -157,7 +157,7 @@ def test_generalpoints_vl_recognition_accuracy_from_the_real_env():
 
 def test_tiny_vlm_evaluates_generalpoints_vl():
     from sftvsrl.models.loading import load_model
-    from sftvsrl.training.rollout import HFRolloutEngine
+    from sftvsrl.rollout import HFRolloutEngine
 
     engine = HFRolloutEngine(load_model("tiny-vlm"))
     records, summary = evaluate(

@@ -5,14 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from sftvsrl.models.loading import load_model
-from sftvsrl.training.checkpoint import (
-    CheckpointError,
-    checkpoint_path,
-    find_latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
+from sftvsrl.errors import CheckpointError
+from sftvsrl.models.loading import load_checkpoint, load_model, save_model
+from sftvsrl.runs import RunDir, TrainerState
+
+
+def save_checkpoint(run_dir, step, pm, extra=None, **kw):
+    """A model checkpoint the way the trainers write one."""
+    state = TrainerState(stage="test", step=step, extra=extra or {})
+    return RunDir(run_dir).save_checkpoint(step, write_model=lambda d: save_model(pm, d), state=state, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +39,10 @@ def test_save_load_round_trip(pm, tmp_path):
     random.seed(5)
     np.random.seed(7)
     path = save_checkpoint(
-        checkpoint_path(tmp_path, 3),
+        tmp_path,
+        3,
         pm,
-        {"step": 3, "x": [1, 2]},
+        {"x": [1, 2]},
         optimizer=opt,
         scheduler=sched,
         extra_modules={"value_head": head},
@@ -50,7 +52,7 @@ def test_save_load_round_trip(pm, tmp_path):
     random.seed(0)
     np.random.seed(0)
     ck = load_checkpoint(tmp_path)  # a run folder resolves to its latest checkpoint
-    assert ck.path == path and ck.trainer_state == {"step": 3, "x": [1, 2]}
+    assert ck.path == path and ck.state.step == 3 and ck.state.extra == {"x": [1, 2]}
     ck.restore_rng()
     assert torch.equal(torch.rand(3), expected[0]) and random.random() == expected[1]
     assert np.random.rand() == expected[2]
@@ -70,26 +72,26 @@ def test_save_load_round_trip(pm, tmp_path):
 
 def test_keep_last_and_latest(pm, tmp_path):
     for step in (1, 2, 3):
-        save_checkpoint(checkpoint_path(tmp_path, step), pm, {"step": step}, keep_last=2)
+        save_checkpoint(tmp_path, step, pm, keep_last=2)
     # a crashed save leaves only a temporary folder, which is never picked
     (tmp_path / "checkpoints" / ".step-00000009.tmp").mkdir()
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if not p.name.startswith("."))
     assert names == ["step-00000002", "step-00000003"]
-    assert find_latest_checkpoint(tmp_path).name == "step-00000003"
+    assert RunDir(tmp_path).latest().name == "step-00000003"
     # re-saving the same step replaces it atomically
-    save_checkpoint(checkpoint_path(tmp_path, 3), pm, {"step": 3, "again": True})
-    assert json.loads((checkpoint_path(tmp_path, 3) / "trainer_state.json").read_text())["again"]
+    path = save_checkpoint(tmp_path, 3, pm, {"again": True})
+    assert json.loads((path / "trainer_state.json").read_text())["extra"]["again"]
 
 
 def test_corrupt_checkpoints_name_the_file(pm, tmp_path):
-    path = save_checkpoint(checkpoint_path(tmp_path, 1), pm, {"step": 1}, optimizer=_opt(pm)[0])
+    path = save_checkpoint(tmp_path, 1, pm, optimizer=_opt(pm)[0])
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "nope")
     weights = path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="model.safetensors"):
         load_checkpoint(path)
-    path = save_checkpoint(checkpoint_path(tmp_path, 2), pm, {"step": 2}, optimizer=_opt(pm)[0])
+    path = save_checkpoint(tmp_path, 2, pm, optimizer=_opt(pm)[0])
     (path / "optimizer.pt").write_bytes(b"garbage")
     ck = load_checkpoint(path)
     with pytest.raises(CheckpointError, match="optimizer.pt"):
@@ -107,7 +109,7 @@ def test_load_model_accepts_a_run_folder(pm, tmp_path):
     for step in (1, 2):
         with torch.no_grad():
             pm.model.lm_head.weight.fill_(float(step))
-        save_checkpoint(checkpoint_path(tmp_path, step), pm, {"step": step})
+        save_checkpoint(tmp_path, step, pm)
     loaded = load_model(tmp_path)
     assert torch.all(loaded.model.lm_head.weight == 2.0)
     (tmp_path / "config.json").write_text('{"env_id": "x", "updates": 2}')  # a PPO run's own config

@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sftvsrl.config import load_config
-from sftvsrl.training.ppo import train
-from sftvsrl.training.ppo_config import PPOConfig
+from sftvsrl.config import ConfigError, load_config
+from sftvsrl.runs import RunLog
+from sftvsrl.training.ppo import PPOConfig, train
 
 HERE = Path(__file__).resolve().parent
 BASE = [
@@ -61,8 +61,15 @@ def test_short_run_updates_the_policy_and_logs_everything(tmp_path):
         "flops",
         "tokens",
         "time",
+        "time/gen",
+        "time/old_log_prob",
+        "time/ref",
+        "time/adv",
+        "time/update_actor",
     ):
         assert key in log[0]
+    assert 0 < log[0]["time"] <= log[1]["time"] < 3600  # elapsed seconds, not a timestamp
+    assert (out / "config.yaml").is_file() and not (out / "config.json").exists()
     assert sum(log[0]["outcomes"].values()) == 6  # 2 envs x 3 answers
     assert log[1]["flops"] > log[0]["flops"] > 0 and log[0]["d_buffer"] > 0
     ckpt = out / "checkpoints" / "step-00000002"
@@ -79,28 +86,52 @@ def test_first_minibatch_is_on_policy(tmp_path):
     assert log[0]["clipfrac"] == 0.0
 
 
-def test_resume_is_exact(tmp_path):
-    small = ["updates=2", "steps_per_env=2", "epochs=1", "kl_coef=0"]
+class Killed(Exception):
+    """Stands for the process dying at a chosen point."""
+
+
+def kill_after_logging(monkeypatch, step):
+    append = RunLog.append
+
+    def append_then_die(self, record):
+        append(self, record)
+        if record["step"] == step:
+            raise Killed
+
+    monkeypatch.setattr(RunLog, "append", append_then_die)
+
+
+def test_resume_is_exact_and_logs_each_update_once(tmp_path, monkeypatch):
+    # Killed after logging update 3, whose checkpoint was never written: the resumed run
+    # restarts from checkpoint 2 and redoes update 3 without a second line for it.
+    small = ["updates=4", "steps_per_env=2", "epochs=1", "kl_coef=0", "save_every=2"]
     full = train(cfg(tmp_path, "full", *small))
-    part = cfg(tmp_path, "part", *small, "stop_after=1")
-    train(part)
-    assert [r["step"] for r in read_log(part.out_dir)] == [1]
-    train(cfg(tmp_path, "part", *small), resume=True)
-    a, b = read_log(full)[1], read_log(part.out_dir)[1]
-    for key in (
-        "mean_reward",
-        "pg_loss",
-        "v_loss",
-        "entropy",
-        "approx_kl",
-        "kl_ref",
-        "lr",
-        "flops",
-        "outcomes",
-    ):
-        assert a[key] == b[key], key
-    wa = load_file(full / "checkpoints/step-00000002/model.safetensors")
-    wb = load_file(Path(part.out_dir) / "checkpoints/step-00000002/model.safetensors")
+    part = cfg(tmp_path, "part", *small)
+    kill_after_logging(monkeypatch, 3)
+    with pytest.raises(Killed):
+        train(part)
+    monkeypatch.undo()
+    assert [r["step"] for r in read_log(part.out_dir)] == [1, 2, 3]
+    train(part, resume=True)
+    log = read_log(part.out_dir)
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    times = [r["time"] for r in log]
+    assert times == sorted(times)  # elapsed seconds carry over across the resume
+    for a, b in zip(read_log(full)[2:], log[2:], strict=True):
+        for key in (
+            "mean_reward",
+            "pg_loss",
+            "v_loss",
+            "entropy",
+            "approx_kl",
+            "kl_ref",
+            "lr",
+            "flops",
+            "outcomes",
+        ):
+            assert a[key] == b[key], key
+    wa = load_file(full / "checkpoints/step-00000004/model.safetensors")
+    wb = load_file(Path(part.out_dir) / "checkpoints/step-00000004/model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
@@ -205,13 +236,17 @@ def test_lora_and_bf16_autocast(tmp_path, extra):
     assert (ckpt / "adapter").is_dir() == extra[0].startswith("lora")
 
 
-def test_fresh_start_over_an_existing_run_is_refused(tmp_path):
-    from sftvsrl.config import ConfigError
-
+def test_refused_launches_leave_the_run_untouched(tmp_path):
     c = cfg(tmp_path, "run", "updates=1", "steps_per_env=1", "epochs=1", "max_turns=1")
-    train(c)
+    out = train(c)
+    before = {f: (out / f).read_bytes() for f in ("config.yaml", "log.jsonl")}
+    changed = cfg(tmp_path, "run", "updates=3", "lr=0.5", "steps_per_env=1", "epochs=1", "max_turns=1")
     with pytest.raises(ConfigError, match="--resume"):
-        train(c)
+        train(changed)  # a fresh launch into a folder that holds a run
+    assert {f: (out / f).read_bytes() for f in before} == before
+    with pytest.raises(ConfigError, match="no complete checkpoint"):
+        train(cfg(tmp_path, "empty", "updates=1"), resume=True)
+    assert not (tmp_path / "empty" / "config.yaml").exists()
 
 
 def test_value_head_has_its_own_learning_rate(tmp_path):

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from sftvsrl.config import ConfigError, load_config
-from sftvsrl.training.ppo_config import PPOConfig
+from sftvsrl.training.ppo import PPOConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -9,10 +9,11 @@ import torch
 
 from sftvsrl.cli import main
 from sftvsrl.config import ConfigError
-from sftvsrl.models.loading import load_model
-from sftvsrl.training.checkpoint import load_checkpoint
-from sftvsrl.training.sft import SFTConfig, lr_factor, train_sft
-from sftvsrl.training.sft_data import DataError, load_sft_jsonl
+from sftvsrl.errors import DataError
+from sftvsrl.models.loading import load_checkpoint, load_model
+from sftvsrl.training.loop import lr_multiplier
+from sftvsrl.training.sft import SFTConfig, train_sft
+from sftvsrl.training.sft_data import load_sft_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,9 +66,9 @@ def test_cli_end_to_end_loss_decreases(tmp_path, addition_jsonl):
     first, last = sum(r["loss"] for r in log[:3]) / 3, sum(r["loss"] for r in log[-3:]) / 3
     assert last < 0.6 * first
     ck = load_checkpoint(tmp_path / "run")
-    assert ck.trainer_state["step"] == 16
+    assert ck.state.step == 16
     n = ck.pm.n_params
-    assert ck.trainer_state["flops"]["total_flops"] == 6 * n * log[-1]["tokens"] == log[-1]["flops"]
+    assert ck.state.flops["total_flops"] == 6 * n * log[-1]["tokens"] == log[-1]["flops"]
 
 
 @pytest.mark.parametrize("lora", [None, {"r": 4, "dropout": 0.2}], ids=["full", "lora-dropout"])
@@ -100,9 +101,9 @@ def test_resume_is_exact(tmp_path, addition_jsonl, lora):
 
 def test_init_checkpoint_carries_flops(tmp_path, addition_jsonl):
     first = train_sft(_cfg(addition_jsonl, tmp_path / "a", max_steps=2))
-    prior = load_checkpoint(first).trainer_state["flops"]
+    prior = load_checkpoint(first).state.flops
     second = train_sft(_cfg(addition_jsonl, tmp_path / "b", max_steps=2, model=str(first)))
-    flops = load_checkpoint(second).trainer_state["flops"]
+    flops = load_checkpoint(second).state.flops
     assert flops["d_init"] == prior["total_tokens"] and flops["init_flops"] == prior["total_flops"]
     assert flops["total_flops"] > prior["total_flops"]
 
@@ -148,17 +149,17 @@ def test_vlm_sft_runs(tmp_path, make_jsonl):
     data = make_jsonl(tmp_path / "vl" / "train.jsonl", n=16, images=True)
     path = train_sft(_cfg(data, tmp_path / "run", model="tiny-vlm", max_steps=3, batch_size=4))
     ck = load_checkpoint(path)
-    assert ck.pm.is_vision and ck.trainer_state["step"] == 3
+    assert ck.pm.is_vision and ck.state.step == 3
     with pytest.raises(DataError, match="needs an image"):
         train_sft(_cfg(make_jsonl(tmp_path / "l.jsonl", n=16), tmp_path / "r2", model="tiny-vlm"))
 
 
 def test_lr_schedule_warmup_then_cosine():
-    assert lr_factor(0, 10, 2, 0.1) == 0.5
-    assert lr_factor(1, 10, 2, 0.1) == 1.0
-    assert lr_factor(2, 10, 2, 0.1) == pytest.approx(1.0)
-    assert lr_factor(10, 10, 2, 0.1) == pytest.approx(0.1)
-    assert lr_factor(6, 10, 2, 0.1) == pytest.approx(0.55)
+    assert lr_multiplier(0, 10, 2, 0.1) == 0.5
+    assert lr_multiplier(1, 10, 2, 0.1) == 1.0
+    assert lr_multiplier(2, 10, 2, 0.1) == pytest.approx(1.0)
+    assert lr_multiplier(10, 10, 2, 0.1) == pytest.approx(0.1)
+    assert lr_multiplier(6, 10, 2, 0.1) == pytest.approx(0.55)
 
 
 def test_two_gloo_processes_match_one_process(tmp_path, addition_jsonl, free_port):
@@ -187,8 +188,8 @@ def test_two_gloo_processes_match_one_process(tmp_path, addition_jsonl, free_por
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     ck = load_checkpoint(run)
-    assert ck.trainer_state["world_size"] == 2
-    assert ck.trainer_state["data_position"]["global_batch"] == 16
+    assert ck.state.extra["world_size"] == 2
+    assert ck.state.extra["data_position"]["global_batch"] == 16
     assert {"rng_state_0.pt", "rng_state_1.pt"} <= set(ck.files)
     log = _log(run)
     assert [r["step"] for r in log] == [1, 2, 3, 4] and log[-1]["examples"] == 64

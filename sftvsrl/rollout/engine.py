@@ -1,4 +1,4 @@
-"""Batched multi-turn rollouts: a small generation interface and a pool of environments.
+"""Generation for rollouts: the one interface a faster backend implements, and its HF default.
 
 ``RolloutEngine`` is the one thing a faster backend has to implement: given a batch of
 observations (prompt text, or ``{"text", "image"}`` for -VL), return one :class:`Generation`
@@ -10,10 +10,6 @@ agree on tokens), sample with ``SamplingParams(temperature, max_tokens, seed)``,
 output ``token_ids`` as ``answer_ids``, and load the policy's current weights before each
 rollout (``llm.llm_engine.model_executor`` weight loading, or saving a checkpoint and
 restarting the engine). It is not shipped because vLLM cannot be installed on CPU machines.
-
-:class:`EnvPool` steps many environments at once, each at its own turn: after every answer
-the env's verifier scores it; an episode that ends either resets (training) or drops out
-when no episodes are left to run (evaluation).
 """
 
 from __future__ import annotations
@@ -22,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import gymnasium as gym
 import torch
 
 
@@ -118,17 +113,6 @@ class HFRolloutEngine:
             model.train(was_training)
         return out
 
-    def encode_generation(self, observation: Any) -> Generation:
-        """A prompt-only record for an observation (e.g. a state whose value is needed)."""
-        enc = self.encode_fn(self.pm, [observation])
-        ids = enc["input_ids"][0][enc["attention_mask"][0].bool()].tolist()
-        extras = {
-            k: v[:1].detach().cpu()
-            for k, v in enc.items()
-            if k not in ("input_ids", "attention_mask") and isinstance(v, torch.Tensor)
-        }
-        return Generation("", ids, [], extras)
-
     def _generate_chunk(
         self, observations: Sequence[Any], max_new_tokens: int, temperature: float, do_sample: bool
     ) -> list[Generation]:
@@ -174,118 +158,14 @@ def cut_at_eos(ids: list[int], eos: Sequence[int]) -> list[int]:
     return ids
 
 
-@dataclass
-class Transition:
-    """One answer's result in one environment."""
-
-    env_index: int
-    episode: int
-    turn: int
-    observation: Any
-    answer: str
-    reward: float
-    terminated: bool
-    truncated: bool
-    info: dict[str, Any]
-    final_observation: Any = None
-
-    @property
-    def done(self) -> bool:
-        return self.terminated or self.truncated
-
-
-class EnvPool:
-    """Many environments stepped together, each at its own turn of its own episode.
-
-    ``episode_seeds`` lists the seed of every episode to run, in order; a free env takes the
-    next one. With ``episode_seeds=None`` the pool runs forever (training): env ``e`` is
-    seeded once with ``base_seed + e`` and later resets continue its own random stream.
-    Envs with no episode left drop out of :meth:`active`.
-    """
-
-    def __init__(
-        self,
-        envs: Sequence[gym.Env],
-        *,
-        episode_seeds: Sequence[int] | None = None,
-        base_seed: int = 0,
-    ) -> None:
-        self.envs = list(envs)
-        self.episode_seeds = list(episode_seeds) if episode_seeds is not None else None
-        self.base_seed = base_seed
-        self.next_episode = 0
-        self.obs: list[Any] = [None] * len(self.envs)
-        self.info: list[dict[str, Any]] = [{} for _ in self.envs]
-        self.episode: list[int | None] = [None] * len(self.envs)
-        self.turn = [0] * len(self.envs)
-        self._seeded = [False] * len(self.envs)
-        for e in range(len(self.envs)):
-            self._start(e)
-
-    def _start(self, e: int) -> None:
-        if self.episode_seeds is not None:
-            if self.next_episode >= len(self.episode_seeds):
-                self.episode[e] = None
-                return
-            seed: int | None = self.episode_seeds[self.next_episode]
-        else:
-            seed = None if self._seeded[e] else self.base_seed + e
-            self._seeded[e] = True
-        self.obs[e], self.info[e] = self.envs[e].reset(seed=seed)
-        self.episode[e] = self.next_episode
-        self.next_episode += 1
-        self.turn[e] = 0
-
-    def active(self) -> list[int]:
-        """Indices of envs that are in the middle of an episode."""
-        return [e for e, ep in enumerate(self.episode) if ep is not None]
-
-    def step(self, answers: dict[int, str]) -> list[Transition]:
-        """Score each env's answer; finished episodes start the next one (or drop out)."""
-        results = []
-        for e, answer in answers.items():
-            if self.episode[e] is None:
-                raise ValueError(f"env {e} has no episode running")
-            obs = self.obs[e]
-            next_obs, reward, terminated, truncated, info = self.envs[e].step(answer)
-            results.append(
-                Transition(
-                    env_index=e,
-                    episode=int(self.episode[e]),
-                    turn=self.turn[e],
-                    observation=obs,
-                    answer=answer,
-                    reward=float(reward),
-                    terminated=bool(terminated),
-                    truncated=bool(truncated),
-                    info=dict(info),
-                    final_observation=next_obs if (terminated or truncated) else None,
-                )
-            )
-            self.turn[e] += 1
-            if terminated or truncated:
-                self._start(e)
-            else:
-                self.obs[e], self.info[e] = next_obs, info
-        return results
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
-
-
-def make_envs(env_id: str, env_kwargs: dict[str, Any], n: int, max_turns: int | None = None) -> list[gym.Env]:
-    """``n`` independent copies of an environment, with errors a user can act on."""
-    import sftvsrl  # noqa: F401  (registers the environment ids)
-    from sftvsrl.config import ConfigError
-
-    kwargs = dict(env_kwargs)
-    if max_turns is not None:
-        kwargs["max_turns"] = max_turns
-    if env_id not in gym.registry:
-        known = ", ".join(sorted(k for k in gym.registry if k.startswith("sftvsrl")))
-        raise ConfigError(f"unknown environment {env_id!r}; known: {known}")
-    try:
-        return [gym.make(env_id, disable_env_checker=True, **kwargs) for _ in range(n)]
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"cannot create {env_id} with {kwargs}: {exc}") from None
+def encode_prompt(pm: Any, observation: Any, encode_fn: EncodeFn = default_encode) -> Generation:
+    """A prompt-only record of an observation, tokenized as generation would (for the value of
+    a state that gets no answer, e.g. the bootstrap state of an unfinished episode)."""
+    enc = encode_fn(pm, [observation])
+    ids = enc["input_ids"][0][enc["attention_mask"][0].bool()].tolist()
+    extras = {
+        k: v[:1].detach().cpu()
+        for k, v in enc.items()
+        if k not in ("input_ids", "attention_mask") and isinstance(v, torch.Tensor)
+    }
+    return Generation("", ids, [], extras)

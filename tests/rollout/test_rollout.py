@@ -1,4 +1,4 @@
-from sftvsrl.training.rollout import EnvPool, Generation, HFRolloutEngine, cut_at_eos, make_envs
+from sftvsrl.rollout import EnvPool, Generation, HFRolloutEngine, Sampling, cut_at_eos, make_envs
 
 
 def test_training_pool_resets_finished_envs_at_once():
@@ -45,3 +45,32 @@ def test_cut_at_eos_and_engine_answer_ids():
             pm.tokenizer.pad_token_id not in g.prompt_ids
             or pm.tokenizer.pad_token_id == pm.tokenizer.eos_token_id
         )
+
+
+class CountingEngine:
+    """Answers "x" to everything and records the seed of every call."""
+
+    def __init__(self):
+        self.seeds = []
+
+    def generate(self, observations, *, max_new_tokens, temperature, do_sample, seed):
+        self.seeds.append(seed)
+        return [Generation("x", [1], [2]) for _ in observations]
+
+
+def test_play_runs_fixed_episodes_to_the_end():
+    pool = EnvPool(make_envs("sftvsrl-test/Toy-v0", {}, 2, max_turns=2), episode_seeds=[7, 8, 9])
+    engine = CountingEngine()
+    steps = list(pool.play(engine, Sampling(3, do_sample=False), seed=lambda k: 100 + k))
+    # two envs x 2 turns, then the third episode alone for 2 turns
+    assert [[t.env_index for t in s] for s in steps] == [[0, 1], [0, 1], [0], [0]]
+    assert engine.seeds == [100, 101, 102, 103]
+    assert all(t.generation is not None and t.generation.text == t.answer for s in steps for t in s)
+    assert sorted(t.episode for s in steps for t in s if t.done) == [0, 1, 2]
+
+
+def test_play_stops_after_the_given_number_of_calls_and_keeps_envs_running():
+    pool = EnvPool(make_envs("sftvsrl-test/Toy-v0", {}, 3, max_turns=2), base_seed=1)
+    steps = list(pool.play(CountingEngine(), Sampling(3), seed=lambda k: None, steps=5))
+    assert len(steps) == 5 and all(len(s) == 3 for s in steps)
+    assert pool.active() == [0, 1, 2] and pool.turn == [1, 1, 1]

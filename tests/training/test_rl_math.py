@@ -1,21 +1,21 @@
-"""PPO numerics pinned on hand-worked examples."""
+"""RL numerics pinned on hand-worked examples."""
 
 import math
 
 import pytest
 import torch
 
-from sftvsrl.training.ppo_math import (
-    ValueHead,
-    answer_mask,
+from sftvsrl.training.ppo import ValueHead
+from sftvsrl.training.rl_math import (
+    Means,
     answer_token_logprobs,
     compute_gae,
     explained_variance,
     kl_penalty,
     masked_mean,
     normalize_advantages,
+    pad_rows,
     policy_loss,
-    sequence_logprob,
     thought_action_weights,
     value_loss,
 )
@@ -66,21 +66,9 @@ def test_gae_matches_per_episode_reference():
             assert adv[s, e].item() == pytest.approx(total, abs=1e-5)
 
 
-def test_gae_invalid_entries_are_zero_and_do_not_propagate():
-    rewards = t([[1.0], [5.0]])
-    values = t([[0.0], [0.0]])
-    next_values = t([[0.0], [0.0]])
-    z = torch.zeros(2, 1, dtype=torch.bool)
-    valid = torch.tensor([[True], [False]])
-    adv, ret = compute_gae(rewards, values, next_values, z, z, 0.9, 0.95, valid=valid)
-    assert adv.flatten().tolist() == pytest.approx([1.0, 0.0])
-    assert ret[1, 0].item() == 0.0
-
-
-def test_advantage_normalisation_uses_valid_entries_only():
-    adv = t([1.0, 3.0, 100.0])
-    out = normalize_advantages(adv, torch.tensor([True, True, False]))
-    assert out.tolist() == pytest.approx([-1.0, 1.0, 0.0], abs=1e-6)
+def test_advantage_normalisation():
+    out = normalize_advantages(t([1.0, 3.0]))
+    assert out.tolist() == pytest.approx([-1.0, 1.0], abs=1e-6)
 
 
 def test_masked_mean():
@@ -93,40 +81,38 @@ def test_answer_span_logprobs_and_entropy():
     input_ids = torch.tensor([[0, 5, 2, 0]])
     logits = torch.zeros(1, 4, 6)
     logits[0, 1, 2] = math.log(6.0)  # p(2) = 6 / (6 + 5) at the last prompt position
-    logp, ent = answer_token_logprobs(logits, input_ids, prompt_width=2, answer_width=2)
+    logp, ent = answer_token_logprobs(logits, input_ids, prompt_width=2, answer_width=2, entropy=True)
     assert logp[0, 0].item() == pytest.approx(math.log(6 / 11))
     p = torch.tensor([1, 1, 6, 1, 1, 1]) / 11
     assert ent[0, 0].item() == pytest.approx(float(-(p * p.log()).sum()), abs=1e-6)
-    mask = answer_mask(2, torch.tensor([1]), 4)
-    assert mask.tolist() == [[False, False, True, False]]
+    assert answer_token_logprobs(logits, input_ids, 2, 2)[1] is None  # entropy only when asked
 
 
-def test_thought_action_weights_and_sequence_logprob():
+def test_thought_action_weights_and_padded_rows():
     w = thought_action_weights(torch.tensor([4, 2]), torch.tensor([2, 0]), 4, thought_coef=0.5)
     assert w.tolist() == [[0.5, 0.5, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]]
-    logp = t([[-1.0, -1.0, -2.0, -2.0], [-3.0, -1.0, -50.0, -50.0]])
-    assert sequence_logprob(logp, w).tolist() == pytest.approx([-5.0, -4.0])
+    assert pad_rows([t([1.0, 2.0]), t([3.0])], 3).tolist() == [[1.0, 2.0, 0.0], [3.0, 0.0, 0.0]]
 
 
 def test_policy_loss_clips_both_sides():
     new = t([math.log(1.5), math.log(0.5)])
     old = t([0.0, 0.0])
     adv = t([1.0, -1.0])
-    loss, stats = policy_loss(new, old, adv, clip=0.2, mask=torch.ones(2))
+    loss, stats = policy_loss(new, old, adv, clip=0.2)
     # Positive advantage: min(1.5, 1.2) -> -1.2; negative: max(0.5, 0.8) -> 0.8.
     assert loss.item() == pytest.approx((-1.2 + 0.8) / 2)
     assert stats["clipfrac"].item() == 1.0
     # The clipped branch carries no gradient, so the loss must not move the policy further.
     new.requires_grad_(True)
-    loss, _ = policy_loss(new, old, adv, clip=0.2, mask=torch.ones(2))
+    loss, _ = policy_loss(new, old, adv, clip=0.2)
     loss.backward()
     assert new.grad.tolist() == [0.0, 0.0]
 
 
 def test_value_loss_plain_and_clipped():
-    new, old, ret, m = t([1.0, 3.0]), t([0.0, 0.0]), t([2.0, 2.0]), torch.ones(2)
-    assert value_loss(new, old, ret, m).item() == pytest.approx(0.5)
-    assert value_loss(new, old, ret, m, clip=0.5).item() == pytest.approx(1.125)
+    new, old, ret = t([1.0, 3.0]), t([0.0, 0.0]), t([2.0, 2.0])
+    assert value_loss(new, old, ret).item() == pytest.approx(0.5)
+    assert value_loss(new, old, ret, clip=0.5).item() == pytest.approx(1.125)
 
 
 def test_kl_penalty_k3():
@@ -137,9 +123,16 @@ def test_kl_penalty_k3():
 
 
 def test_explained_variance():
-    m = torch.ones(3, dtype=torch.bool)
-    assert explained_variance(t([1.0, 2.0, 3.0]), t([1.0, 2.0, 3.0]), m) == pytest.approx(1.0)
-    assert explained_variance(t([0.0, 0.0, 0.0]), t([1.0, 2.0, 3.0]), m) == pytest.approx(0.0)
+    assert explained_variance(t([1.0, 2.0, 3.0]), t([1.0, 2.0, 3.0])) == pytest.approx(1.0)
+    assert explained_variance(t([0.0, 0.0, 0.0]), t([1.0, 2.0, 3.0])) == pytest.approx(0.0)
+    assert explained_variance(t([1.0, 2.0]), t([5.0, 5.0])) is None  # constant returns
+
+
+def test_means_of_micro_batch_stats():
+    m = Means("a", "b")
+    m.add(a=torch.tensor(1.0))
+    m.add(a=3.0)
+    assert m.means() == {"a": 2.0, "b": None}
 
 
 def test_value_head_starts_at_zero_and_learns():
