@@ -11,7 +11,6 @@ import argparse
 import importlib
 import sys
 
-from sftvsrl import subcommands
 from sftvsrl.errors import UserError
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -25,7 +24,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
-    subcommands.set_argv(argv)
     parser = argparse.ArgumentParser(prog="sftvsrl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     module = None
@@ -34,7 +32,10 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | Non
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == wanted:
             module = importlib.import_module(module_name)
-            module.add_arguments(p)
+            if hasattr(module, "TASK_CLI"):  # two-level: only the named task's module is imported
+                module.add_arguments(p, argv[1:])
+            else:
+                module.add_arguments(p)
     return parser, module
 
 
