@@ -7,8 +7,10 @@ itself rather than relying on an earlier import for its side effect.
 
 from __future__ import annotations
 
-from sftvsrl.envs.tasks import Task, get_task, make_env, register_envs, register_task, task_for_env, tasks
+# Only ``register_envs`` is re-exported: a ``tasks`` function here would shadow the
+# ``sftvsrl.envs.tasks`` module; the registry's API is imported from that module.
+from sftvsrl.envs.tasks import register_envs
 
-__all__ = ["Task", "get_task", "make_env", "register_envs", "register_task", "task_for_env", "tasks"]
+__all__ = ["register_envs"]
 
 register_envs()
