@@ -1,8 +1,8 @@
 """sftvsrl: does post-training learn the rule or memorize the data?
 
-Importing the package registers the Gymnasium environments
-(``sftvsrl/GeneralPoints-L-v0``, ``sftvsrl/GeneralPoints-VL-v0``, ``sftvsrl/VIRL-L-v0``,
-``sftvsrl/VIRL-VL-v0``).
+Importing the package registers the Gymnasium environment of every task in the task
+registry (``sftvsrl.envs.tasks``), so ``gym.make`` works on their ids right after
+``import sftvsrl``; the package's own code does not rely on that.
 """
 
 from sftvsrl.envs import register_envs

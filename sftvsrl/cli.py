@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from sftvsrl import __version__, subcommands
+from sftvsrl import __version__
 from sftvsrl.errors import UserError
 
 DESCRIPTION = (
@@ -30,7 +30,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
-    subcommands.set_argv(argv)
     parser = argparse.ArgumentParser(prog="sftvsrl", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -40,7 +39,10 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | Non
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == wanted:
             module = importlib.import_module(module_name)
-            module.add_arguments(p)
+            if hasattr(module, "TASK_CLI"):  # two-level: only the named task's module is imported
+                module.add_arguments(p, argv[1:])
+            else:
+                module.add_arguments(p)
     return parser, module
 
 

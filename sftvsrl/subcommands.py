@@ -1,32 +1,28 @@
 """Two-level commands (``sftvsrl data generalpoints``, ``sftvsrl play virl``): the task
-name picks a module with ``add_arguments(parser)`` and ``run(args)``.
+registry maps each name to a module with ``add_arguments(parser)`` and ``run(args)``.
 
 Only the module of the task being run is imported (``sftvsrl data generalpoints`` must not
-pay for, or break on, the map libraries V-IRL needs). ``sftvsrl.cli`` tells this module
-which arguments it is parsing through ``set_argv``.
+pay for, or break on, the map libraries V-IRL needs), so the caller passes the arguments
+being parsed to tell which one that is.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import sys
-
-_argv: list[str] | None = None
+from collections.abc import Sequence
 
 
-def set_argv(argv: list[str]) -> None:
-    global _argv
-    _argv = list(argv)
-
-
-def add_task_subparsers(parser: argparse.ArgumentParser, tasks: dict[str, tuple[str, str]]) -> None:
+def add_task_subparsers(
+    parser: argparse.ArgumentParser, tasks: dict[str, tuple[str, str]], argv: Sequence[str] | None
+) -> None:
+    """One subparser per task; the arguments of the task named in ``argv`` are added
+    (every task's when ``argv`` is None, at the cost of importing them all)."""
     sub = parser.add_subparsers(dest="task", metavar="TASK", required=True)
-    argv = _argv if _argv is not None else sys.argv[1:]
     for name, (module_name, help_text) in tasks.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_task_module_name=module_name)
-        if name in argv:
+        if argv is None or name in argv:
             importlib.import_module(module_name).add_arguments(p)
 
 

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from PIL import Image
 
-import sftvsrl  # noqa: F401  (registers the environments)
+from sftvsrl.envs.tasks import Task, make_env
 
 AnswerFn = Callable[[dict[str, Any], random.Random], str | None]
 
@@ -60,7 +59,7 @@ def expert_rows(
     """
     if not 0.0 <= multi_turn_fraction <= 1.0:
         raise ValueError(f"multi_turn_fraction must be in [0, 1], got {multi_turn_fraction}")
-    env = gym.make(env_id, **env_kwargs)
+    env = make_env(env_id, **env_kwargs)
     produced = 0
     episode = 0
     try:
@@ -111,6 +110,30 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     return value
+
+
+def task_answers(task: Task, env_kwargs: dict[str, Any], *, row_extra: bool = True) -> dict[str, Any]:
+    """A task's expert, wrong-answer and (optionally) row-extra functions, from the registry:
+    the one place the answer wiring of expert data is written."""
+    answers: dict[str, Any] = {"expert_fn": task.expert_fn(), "wrong_fn": task.wrong_fn(env_kwargs)}
+    if row_extra:
+        answers["row_extra"] = task.row_extra_fn()
+    return answers
+
+
+def write_task_jsonl(
+    out: str | Path,
+    task: Task,
+    env_kwargs: dict[str, Any],
+    n: int,
+    seed: int = 0,
+    *,
+    row_extra: bool = True,
+    **kwargs: Any,
+) -> Path:
+    """``write_expert_jsonl`` for a registered task, with the task's own answer functions."""
+    answers = task_answers(task, env_kwargs, row_extra=row_extra)
+    return write_expert_jsonl(out, task.env_id, env_kwargs, n, seed, **answers, **kwargs)
 
 
 def write_expert_jsonl(

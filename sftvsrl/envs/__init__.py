@@ -1,19 +1,16 @@
-"""Gymnasium environments with rule-based verifiers, one sub-package per task."""
+"""Gymnasium environments with rule-based verifiers, one sub-package per task.
+
+Importing this package registers every task's gym id from the task registry
+(``sftvsrl.envs.tasks``); code that makes envs calls ``make_env`` or ``register_envs``
+itself rather than relying on an earlier import for its side effect.
+"""
 
 from __future__ import annotations
 
-import gymnasium as gym
+# Only ``register_envs`` is re-exported: a ``tasks`` function here would shadow the
+# ``sftvsrl.envs.tasks`` module; the registry's API is imported from that module.
+from sftvsrl.envs.tasks import register_envs
 
-ENV_IDS = {
-    "sftvsrl/GeneralPoints-L-v0": ("sftvsrl.envs.generalpoints.env:GeneralPointsEnv", {"vision": False}),
-    "sftvsrl/GeneralPoints-VL-v0": ("sftvsrl.envs.generalpoints.env:GeneralPointsEnv", {"vision": True}),
-    "sftvsrl/VIRL-L-v0": ("sftvsrl.envs.virl.env:VIRLEnv", {"vision": False}),
-    "sftvsrl/VIRL-VL-v0": ("sftvsrl.envs.virl.env:VIRLEnv", {"vision": True}),
-}
+__all__ = ["register_envs"]
 
-
-def register_envs() -> None:
-    """Register every environment id once (entry points are imported lazily by gymnasium)."""
-    for env_id, (entry_point, kwargs) in ENV_IDS.items():
-        if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=entry_point, kwargs=kwargs)
+register_envs()

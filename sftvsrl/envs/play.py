@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
+from sftvsrl.envs.tasks import commands
 from sftvsrl.subcommands import add_task_subparsers, run_task
 
-TASKS = {
-    "generalpoints": ("sftvsrl.envs.generalpoints.play", "play a GeneralPoints hand"),
-    "virl": ("sftvsrl.envs.virl.play", "walk a V-IRL route"),
-}
+TASK_CLI = "play"  # the registry's command group: each task family names its module for it
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_task_subparsers(parser, TASKS)
+def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> None:
+    add_task_subparsers(parser, commands(TASK_CLI), argv)
 
 
 def run(args: argparse.Namespace) -> int:

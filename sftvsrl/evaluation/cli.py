@@ -7,12 +7,17 @@ import json
 from typing import Any
 
 from sftvsrl.config import ConfigError, parse_override
+from sftvsrl.envs.tasks import tasks
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = " (default: %(default)s)"
     p.add_argument("--model", required=True, help="checkpoint folder, HF model folder, tiny-lm or tiny-vlm")
-    p.add_argument("--env", required=True, help="environment id, e.g. sftvsrl/GeneralPoints-L-v0")
+    p.add_argument(
+        "--env",
+        required=True,
+        help=f"environment id, one of: {', '.join(t.env_id for t in tasks().values())}",
+    )
     p.add_argument(
         "--env-kwargs",
         nargs="*",

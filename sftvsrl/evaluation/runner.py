@@ -42,7 +42,7 @@ def evaluate(
     if episodes <= 0:
         raise ValueError("episodes must be positive")
     envs = make_envs(env_id, env_kwargs, min(num_envs, episodes), max_turns)
-    vision = isinstance(envs[0].observation_space, gym.spaces.Dict) or "-VL-" in env_id
+    vision = isinstance(envs[0].observation_space, gym.spaces.Dict)
     pool = EnvPool(envs, episode_seeds=[seed + i for i in range(episodes)])
     records: dict[int, dict[str, Any]] = {}
     started = time.perf_counter()
@@ -84,7 +84,7 @@ def evaluate(
         pool.close()
     elapsed = time.perf_counter() - started
     ordered = [records[i] for i in sorted(records)]
-    summary = summarize(ordered, vision)
+    summary = summarize(ordered, vision, env_id=env_id)
     summary.update(
         env_id=env_id,
         env_kwargs=env_kwargs,

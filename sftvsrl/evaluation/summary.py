@@ -23,8 +23,26 @@ def answer_recognized(info: dict[str, Any]) -> bool | None:
     return not any(marker in outcome for marker in RECOGNITION_FAILURES)
 
 
-def summarize(records: list[dict[str, Any]], vision: bool) -> dict[str, Any]:
-    """Success rate with a 95% Wilson interval, outcome counts, turns, returns, recognition."""
+def recognition_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Share of assessable answers that read the image right, with a 95% Wilson interval:
+    a -VL task's metric in the task registry (cards for GeneralPoints, landmarks for V-IRL)."""
+    recog = [t["recognized"] for r in records for t in r["turns"] if t.get("recognized") is not None]
+    k = sum(1 for x in recog if x)
+    return {
+        "recognition_accuracy": k / len(recog) if recog else None,
+        "recognition_ci95": list(wilson_interval(k, len(recog))) if recog else None,
+        "recognition_answers": len(recog),
+    }
+
+
+def summarize(
+    records: list[dict[str, Any]], vision: bool = False, *, env_id: str | None = None
+) -> dict[str, Any]:
+    """Success rate with a 95% Wilson interval, outcome counts, turns, returns, and the task's
+    own metrics from the task registry. For an env outside the registry, recognition is
+    summarised when it is vision or reports ``recognized``."""
+    from sftvsrl.envs.tasks import task_for_env
+
     n = len(records)
     wins = sum(1 for r in records if r["success"])
     lo, hi = wilson_interval(wins, n)
@@ -42,10 +60,9 @@ def summarize(records: list[dict[str, Any]], vision: bool) -> dict[str, Any]:
         "mean_turns": answers / n if n else 0.0,
         "mean_return": sum(r["return"] for r in records) / n if n else 0.0,
     }
-    recog = [t["recognized"] for r in records for t in r["turns"] if t.get("recognized") is not None]
-    if vision or any("recognized" in t for r in records for t in r["turns"]):
-        k = sum(1 for x in recog if x)
-        out["recognition_accuracy"] = k / len(recog) if recog else None
-        out["recognition_ci95"] = list(wilson_interval(k, len(recog))) if recog else None
-        out["recognition_answers"] = len(recog)
+    task = task_for_env(env_id) if env_id else None
+    if task is not None:
+        out.update(task.summary_metrics(records))
+    elif vision or any("recognized" in t for r in records for t in r["turns"]):
+        out.update(recognition_metrics(records))
     return out

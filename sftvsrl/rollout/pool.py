@@ -158,8 +158,9 @@ class EnvPool:
 
 def make_envs(env_id: str, env_kwargs: dict[str, Any], n: int, max_turns: int | None = None) -> list[gym.Env]:
     """``n`` independent copies of an environment, with errors a user can act on."""
-    import sftvsrl  # noqa: F401  (registers the environment ids)
+    from sftvsrl.envs.tasks import register_envs
 
+    register_envs()
     kwargs = dict(env_kwargs)
     if max_turns is not None:
         kwargs["max_turns"] = max_turns

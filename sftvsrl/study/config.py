@@ -7,16 +7,16 @@ overrides, validated against the trainers' own configs so a typo fails at load t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sftvsrl.config import ConfigError, StrictModel, format_validation_error, load_config
+from sftvsrl.envs.tasks import Task, get_task, tasks
 from sftvsrl.models.loading import LoraSettings
 
-TaskName = Literal["GeneralPoints-L", "GeneralPoints-VL", "VIRL-L", "VIRL-VL"]
 # Keys the study sets itself; an override of them would break the study's bookkeeping.
 _SFT_OWNED = {
     "model",
@@ -32,71 +32,25 @@ _SFT_OWNED = {
 _RL_OWNED = {"init", "out_dir", "env_id", "env_kwargs", "seed", "updates", "save_every", "keep_checkpoints"}
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    """Environment and kwargs of one task variant: training data and every eval split.
-
-    ``id_seen`` replays the training pool (hands or routes SFT and RL trained on) under the
-    training rule: success there but not on held-out ``id`` is memorisation, which is how a
-    small model shows the paper's effect before it generalises at all.
-    """
-
-    task: str
-    variant: str
-    env_id: str
-    train: dict[str, Any]
-    held_out: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def splits(self) -> dict[str, dict[str, Any]]:
-        """Every eval split: ``id_seen`` (the training kwargs themselves), then the held-out ones."""
-        return {"id_seen": dict(self.train), **self.held_out}
-
-    @property
-    def vision(self) -> bool:
-        return self.variant == "VL"
+# The study's task table is the task registry: a task variant's env id, training kwargs and
+# eval splits (``id_seen``, then the held-out ones) are declared once, in sftvsrl.envs.tasks.
+TaskSpec = Task
 
 
-TASKS: dict[str, TaskSpec] = {
-    "GeneralPoints-L": TaskSpec(
-        "GeneralPoints",
-        "L",
-        "sftvsrl/GeneralPoints-L-v0",
-        {"rule": "id", "split": "train"},
-        {"id": {"rule": "id", "split": "test"}, "ood": {"rule": "ood", "split": "test"}},
-    ),
-    "GeneralPoints-VL": TaskSpec(
-        "GeneralPoints",
-        "VL",
-        "sftvsrl/GeneralPoints-VL-v0",
-        {"rule": "id", "split": "train", "card_color": "black"},
-        {
-            "id": {"rule": "id", "split": "test", "card_color": "black"},
-            "ood": {"rule": "ood", "split": "test", "card_color": "black"},
-            "visual_ood": {"rule": "id", "split": "test", "card_color": "red"},
-        },
-    ),
-    "VIRL-L": TaskSpec(
-        "VIRL",
-        "L",
-        "sftvsrl/VIRL-L-v0",
-        {"action_space": "absolute", "split": "train"},
-        {
-            "id": {"action_space": "absolute", "split": "test"},
-            "ood": {"action_space": "relative", "split": "test"},
-        },
-    ),
-    "VIRL-VL": TaskSpec(
-        "VIRL",
-        "VL",
-        "sftvsrl/VIRL-VL-v0",
-        {"action_space": "absolute", "split": "train"},
-        {
-            "id": {"action_space": "absolute", "split": "test"},
-            "ood": {"action_space": "relative", "split": "test"},
-        },
-    ),
-}
+class _Tasks(Mapping[str, Task]):
+    """Read-only view of the registry by name (a task registered later shows up too)."""
+
+    def __getitem__(self, name: str) -> Task:
+        return tasks()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tasks())
+
+    def __len__(self) -> int:
+        return len(tasks())
+
+
+TASKS: Mapping[str, Task] = _Tasks()
 
 
 def _check_overrides(kind: str, overrides: dict[str, Any], owned: set[str]) -> None:
@@ -193,7 +147,9 @@ class StudyConfig(StrictModel):
     vision_model: str | None = Field(
         None, description="-VL tasks (default: tiny-vlm when model is tiny-lm, else model)"
     )
-    tasks: list[TaskName] = Field(default_factory=lambda: ["GeneralPoints-L"], min_length=1)
+    tasks: list[str] = Field(
+        default_factory=lambda: ["GeneralPoints-L"], min_length=1, description="names in the task registry"
+    )
     prompt_style: Literal["compact", "full"] = "compact"
     seed: int = 0
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
@@ -210,6 +166,13 @@ class StudyConfig(StrictModel):
     stage2: ContinueStage = Field(default_factory=ContinueStage)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     ablations: Ablations = Field(default_factory=Ablations)
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, names: list[str]) -> list[str]:
+        for name in names:
+            get_task(name)  # ConfigError (a ValueError) naming the known tasks
+        return names
 
     @model_validator(mode="after")
     def _check_turns_splits(self) -> StudyConfig:
@@ -262,7 +225,5 @@ def load_study_config(path: str | Path | None, overrides: list[str] | None = Non
 
 
 def task_spec(name: str) -> TaskSpec:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ConfigError(f"unknown task {name!r}; known: {', '.join(TASKS)}") from None
+    """The registered task ``name`` (ConfigError listing the known ones)."""
+    return get_task(name)

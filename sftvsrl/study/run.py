@@ -555,32 +555,20 @@ def write_expert(
     multi_turn_fraction: float,
     prompt_style: str,
 ) -> Path:
-    """Expert rows for a task through the data modules (varied formulas, revision rows)."""
-    from sftvsrl.data.expert import write_expert_jsonl
+    """Expert rows for a task with the registry's answer functions (varied formulas, revision
+    rows); without the data CLI's extra columns, which the study does not read."""
+    from sftvsrl.data.expert import write_task_jsonl
 
     env_kwargs = {**kwargs, "prompt_style": prompt_style, "max_turns": 2}
-    answers: dict[str, Any]
-    if spec.task == "GeneralPoints":
-        from sftvsrl.data.generalpoints import varied_expert, wrong_answer
-
-        rule = kwargs["rule"]
-        answers = {
-            "expert_fn": varied_expert,
-            "wrong_fn": lambda info, rng: wrong_answer(info, rng, spec.vision, rule),
-        }
-    else:
-        from sftvsrl.data.virl import make_wrong_fn
-
-        answers = {"wrong_fn": make_wrong_fn(kwargs["action_space"])}
-    return write_expert_jsonl(
+    return write_task_jsonl(
         out,
-        spec.env_id,
+        spec,
         env_kwargs,
         n,
         seed,
+        row_extra=False,
         progress=False,
         multi_turn_fraction=multi_turn_fraction,
-        **answers,
     )
 
 
@@ -664,7 +652,7 @@ def _point(
 ) -> CurvePoint:
     lo, hi = s["ci95"]
     return CurvePoint(
-        task=spec.task,
+        task=spec.family,
         variant=spec.variant,
         method=method,
         step=step,
@@ -674,9 +662,7 @@ def _point(
         ci_low=float(lo),
         ci_high=float(hi),
         episodes=int(s["episodes"]),
-        recognition_acc=s.get("recognition_accuracy")
-        if spec.task == "GeneralPoints" and spec.vision
-        else None,
+        recognition_acc=s.get(spec.curve_metric) if spec.curve_metric else None,
     )
 
 

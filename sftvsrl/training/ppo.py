@@ -39,6 +39,7 @@ from pydantic import Field
 from torch import nn
 
 from sftvsrl.config import StrictModel
+from sftvsrl.envs.tasks import get_task
 from sftvsrl.flops import FlopsCounter
 from sftvsrl.models.loading import LoraSettings, autocast, load_checkpoint, load_model, save_model
 from sftvsrl.rollout import (
@@ -72,7 +73,7 @@ class PPOConfig(StrictModel):
 
     init: str = Field("tiny-lm", description="SFT checkpoint folder (or tiny-lm / tiny-vlm)")
     out_dir: str = "runs/rl"
-    env_id: str = "sftvsrl/GeneralPoints-L-v0"
+    env_id: str = Field(default_factory=lambda: get_task("GeneralPoints-L").env_id)
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
     max_turns: int = Field(5, gt=0)
     # rollout: each update runs num_envs environments for steps_per_env answers each

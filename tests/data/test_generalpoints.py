@@ -9,6 +9,7 @@ from datasets import load_dataset
 
 from sftvsrl.cli import UserError
 from sftvsrl.data import generalpoints as gp
+from sftvsrl.envs.generalpoints import answers as gp_answers
 from sftvsrl.envs.generalpoints import verify
 from sftvsrl.envs.generalpoints.cards import hand_split
 
@@ -86,7 +87,7 @@ def test_wrong_answers_cover_every_mistake():
     info = {"cards": ["K", "5", "10", "A"], "values": [13, 5, 10, 1], "target": 24}
     outcomes = set()
     for _ in range(200):
-        text = gp.wrong_answer(info, rng, vision=True, rule="ood")
+        text = gp_answers.wrong_answer(info, rng, vision=True, rule="ood")
         if text is not None:
             outcomes.add(verify(text, ["K", "5", "10", "A"], "ood", vision=True).outcome)
     assert {"wrong_value", "wrong_numbers", "bad_format", "misrecognized_correct"} <= outcomes

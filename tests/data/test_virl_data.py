@@ -7,6 +7,7 @@ from datasets import load_dataset
 
 from sftvsrl.cli import UserError
 from sftvsrl.data import virl as virl_data
+from sftvsrl.envs.virl import answers as virl_answers
 from sftvsrl.envs.virl.verifier import parse_action, verify
 
 
@@ -53,7 +54,7 @@ def test_wrong_actions_are_wrong_and_parse(space):
 
     for right in ["forward()", "stop()", *[f"turn_direction({d})" for d in directions_for(space)]]:
         for _ in range(20):
-            wrong = virl_data.wrong_action_text(right, space, rng)
+            wrong = virl_answers.wrong_action_text(right, space, rng)
             assert parse_action(wrong, space) != parse_action(right, space)
 
 

@@ -1,8 +1,8 @@
 """GeneralPoints: make the target (24) from four cards with + - * / and parentheses.
 
 Public API: ``solve``, ``solve_all`` (exact solver), ``verify`` -> ``Verdict`` (the only
-source of rewards), and the Gymnasium env ``GeneralPointsEnv`` (registered as
-``sftvsrl/GeneralPoints-L-v0`` and ``sftvsrl/GeneralPoints-VL-v0``).
+source of rewards), and the Gymnasium env ``GeneralPointsEnv`` (registered for the -L and
+-VL tasks in ``sftvsrl.envs.tasks``).
 """
 
 from sftvsrl.envs.generalpoints.solver import solve, solve_all

@@ -54,6 +54,7 @@ from PIL import Image
 from sftvsrl.config import ConfigError
 from sftvsrl.envs.virl.osm import bearing_deg, distance_m
 from sftvsrl.envs.virl.routes import TEST_PERCENT, Landmark, Route
+from sftvsrl.envs.virl.views import GRID_SHAPE, VIEW_H, VIEW_OFFSETS, VIEW_W, grid_position
 
 MAX_PICKLE_BYTES = 512 * 1024 * 1024
 MAX_ROUTE_FILE_BYTES = 4 * 1024 * 1024
@@ -263,8 +264,6 @@ class VIRLDataset:
 
 def load_virl_dir(directory: str | Path) -> VIRLDataset:
     """Read and validate a V-IRL data folder (layout in the module docstring)."""
-    from sftvsrl.envs.virl.render import VIEW_H, VIEW_W
-
     root = Path(directory).expanduser()
     if not root.is_dir():
         raise LoaderError(f"V-IRL data folder {root} does not exist")
@@ -281,7 +280,7 @@ def load_virl_dir(directory: str | Path) -> VIRLDataset:
     ids = [r.route_id for r in routes]
     if len(set(ids)) != len(ids):
         raise LoaderError(f"{route_dir}: route ids are not unique")
-    return VIRLDataset(root, routes, (2 * VIEW_H, 2 * VIEW_W, 3))
+    return VIRLDataset(root, routes, GRID_SHAPE)
 
 
 def _crop(pano: Image.Image, centre_bearing: float, bearing: float, size: tuple[int, int]) -> Image.Image:
@@ -299,8 +298,6 @@ def _crop(pano: Image.Image, centre_bearing: float, bearing: float, size: tuple[
 
 def panorama_views(route: Route, point: int, heading: float) -> np.ndarray:
     """The 2x2 grid (front, left / right, back) cut from the point's panorama."""
-    from sftvsrl.envs.virl.render import VIEW_H, VIEW_OFFSETS, VIEW_W
-
     assert route.panoramas is not None
     info = route.panoramas[point]
     try:
@@ -311,5 +308,5 @@ def panorama_views(route: Route, point: int, heading: float) -> np.ndarray:
     grid = Image.new("RGB", (2 * VIEW_W, 2 * VIEW_H))
     for index, (_, offset) in enumerate(VIEW_OFFSETS):
         view = _crop(pano, info["heading"], (heading + offset) % 360.0, (VIEW_W, VIEW_H))
-        grid.paste(view, ((index % 2) * VIEW_W, (index // 2) * VIEW_H))
+        grid.paste(view, grid_position(index))
     return np.asarray(grid, dtype=np.uint8)

@@ -78,15 +78,13 @@ def hint(info: dict) -> str:
 
 def make_game(args: argparse.Namespace):
     """The V-IRL ``Game`` for ``sftvsrl.envs.playloop.play``."""
-    import gymnasium as gym
-
-    import sftvsrl  # noqa: F401  (registers the environments)
     from sftvsrl.envs.playloop import Game
+    from sftvsrl.envs.tasks import make_env, variant
     from sftvsrl.errors import UserError
 
-    env_id = "sftvsrl/VIRL-VL-v0" if args.vl else "sftvsrl/VIRL-L-v0"
+    env_id = variant("VIRL", args.vl).env_id
     try:
-        env = gym.make(
+        env = make_env(
             env_id,
             city=args.city,
             action_space=args.action_space,

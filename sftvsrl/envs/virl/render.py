@@ -27,9 +27,8 @@ from PIL import Image, ImageDraw, ImageFont
 from sftvsrl.envs.virl.directions import signed_turn
 from sftvsrl.envs.virl.osm import distance_m
 from sftvsrl.envs.virl.routes import Route, side_of
+from sftvsrl.envs.virl.views import VIEW_H, VIEW_OFFSETS, VIEW_W, grid_position
 
-VIEW_W, VIEW_H = 224, 160
-VIEW_OFFSETS = (("front", 0.0), ("left", -90.0), ("right", 90.0), ("back", 180.0))
 STYLES = {
     "day": {
         "sky": ((150, 200, 240), (215, 235, 250)),
@@ -218,7 +217,7 @@ def render_views(route: Route, point: int, heading: float, style: str | None = N
     grid = Image.new("RGB", (2 * VIEW_W, 2 * VIEW_H))
     for index, (label, offset) in enumerate(VIEW_OFFSETS):
         view = _view(route, point, (heading + offset) % 360.0, heading, label, palette)
-        grid.paste(view, ((index % 2) * VIEW_W, (index // 2) * VIEW_H))
+        grid.paste(view, grid_position(index))
     return np.asarray(grid, dtype=np.uint8)
 
 
