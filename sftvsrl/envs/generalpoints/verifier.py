@@ -37,6 +37,7 @@ from functools import lru_cache
 
 from sftvsrl.envs.generalpoints.cards import card_value, check_rule, parse_card
 from sftvsrl.envs.jsontext import AnswerTooLong, find_json_object
+from sftvsrl.envs.jsontext import answer_text as as_text
 
 CORRECT, WRONG_VALUE, WRONG_NUMBERS, BAD_FORMAT = "correct", "wrong_value", "wrong_numbers", "bad_format"
 MISRECOGNIZED_PREFIX = "misrecognized_"
@@ -231,15 +232,14 @@ def verify(
     Never raises on model text: every malformed answer is a ``bad_format`` verdict.
     """
     ranks, values = _hand(tuple(cards), rule)
-    if isinstance(answer_text, bytes):
-        answer_text = answer_text.decode("utf-8", errors="replace")
+    text = as_text(answer_text)
     obj = None
     reason = "no JSON object found"
-    if not isinstance(answer_text, str):
+    if text is None:
         reason = "the answer is not text"
     else:
         try:
-            obj = find_json_object(answer_text)
+            obj = find_json_object(text)
         except AnswerTooLong:
             reason = "the answer is too long"
         except (RecursionError, ValueError):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sftvsrl.envs.jsontext import AnswerTooLong, find_json_object
+from sftvsrl.envs.jsontext import AnswerTooLong, answer_text, find_json_object
 from sftvsrl.envs.virl.directions import directions_for, normalize_direction
 from sftvsrl.envs.virl.oracle import Action
 
@@ -87,16 +87,22 @@ def _norm_name(name: str) -> str:
 
 
 def verify(
-    answer: str,
+    answer: object,
     expected: Action,
     action_space: str,
     *,
     vision: bool = False,
     visible_landmarks: list[str] | tuple[str, ...] = (),
 ) -> Verdict:
-    """Score ``answer`` against the expert action at this state."""
+    """Score ``answer`` against the expert action at this state.
+
+    Total: any input (str, bytes, None, a number, ...) gets a verdict; nothing raises.
+    """
+    text = answer_text(answer)
+    if text is None:
+        return Verdict("bad_format", REWARDS["bad_format"], "The answer is not text.", None)
     try:
-        obj = find_json_object(answer)
+        obj = find_json_object(text)
     except AnswerTooLong as exc:
         return Verdict("bad_format", REWARDS["bad_format"], f"Answer too long: {exc}.", None)
     if obj is None or "action" not in obj:
