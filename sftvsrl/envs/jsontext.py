@@ -18,6 +18,7 @@ from sftvsrl.envs.revision import MAX_ECHOED_ANSWER_CHARS
 MAX_TEXT_CHARS = 20_000
 MAX_CANDIDATES = 20
 MAX_DEPTH = 20
+_DECODER = json.JSONDecoder()
 
 
 class AnswerTooLong(ValueError):
@@ -103,17 +104,15 @@ def find_json_object(text: str, max_chars: int = MAX_TEXT_CHARS) -> dict[str, An
     pos = text.find("{")
     if pos == -1:
         return None
-    # Fast path: the text from the first "{" (trailing whitespace aside) is one JSON object.
-    # A valid object's first brace is closed by its last, so the scan below would pick the
-    # same candidate; counting every bracket bounds its depth as the scan does.
-    end = len(text.rstrip(" \t\n\r"))
-    if text[end - 1] == "}" and text.count("{", pos, end) + text.count("[", pos, end) <= MAX_DEPTH:
-        try:
-            value = json.loads(text[pos:end])
-        except (ValueError, RecursionError):
-            value = None
-        if isinstance(value, dict):
-            return value
+    # Fast path: a JSON object starts at the first "{". Its first brace is closed by its
+    # last, so the scan below would pick the same candidate; counting every bracket in it
+    # bounds its depth as the scan does. Prose after the object does not matter.
+    try:
+        value, stop = _DECODER.raw_decode(text, pos)
+    except (ValueError, RecursionError):
+        value = None
+    if type(value) is dict and text.count("{", pos, stop) + text.count("[", pos, stop) <= MAX_DEPTH:
+        return value
     tried = 0
     while pos != -1 and tried < MAX_CANDIDATES:
         tried += 1
