@@ -248,6 +248,7 @@ _OPERAND = r"(?:\( *)*" + _LITERAL + r"(?: *\))*"
 _WELL_FORMED = re.compile(r" *" + _OPERAND + r"(?: *[-+*/] *" + _OPERAND + r")* *")
 _BINARY = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 _STACKED = {"(": 0, **_PRECEDENCE}
+_GROUPS = re.compile(r"(\(*)(\d+)(\)*)([-+*/]?)")  # on well-formed text without spaces
 
 
 def _divide(a: int | Fraction, b: int | Fraction) -> int | Fraction:
@@ -260,39 +261,40 @@ def _divide(a: int | Fraction, b: int | Fraction) -> int | Fraction:
 
 def _fast(text: str) -> tuple[Expr, list[int]] | None:
     """The value of a well-formed formula in one tight pass; None for anything else,
-    division by zero included (the full parser then decides). The common case: no error
-    checks per token."""
+    division by zero included (the full parser then decides).
+
+    One step per operand, not per character: the text is read as groups of opening
+    parentheses, a literal, closing parentheses and the operator after it.
+    """
     if _WELL_FORMED.fullmatch(text) is None or text.count("(") > MAX_PAREN_DEPTH:
         return None
-    tokens = _TOKENS.findall(text)
     used: list[int] = []
     vals: list[int | Fraction] = []
     ops: list[str] = []
     try:
-        for tok in tokens:
-            if tok in _PRECEDENCE:
-                level = _PRECEDENCE[tok]
+        for opens, literal, closes, op in _GROUPS.findall(text.replace(" ", "")):
+            if opens:
+                ops.extend(opens)
+            value = int(literal)
+            used.append(value)
+            vals.append(value)
+            for _ in closes:
+                while (top := ops.pop()) != "(":
+                    b = vals.pop()
+                    vals[-1] = _divide(vals[-1], b) if top == "/" else _BINARY[top](vals[-1], b)
+            if op:
+                level = _PRECEDENCE[op]
                 while ops and _STACKED[ops[-1]] >= level:
-                    op = ops.pop()
+                    top = ops.pop()
                     b = vals.pop()
-                    vals[-1] = _divide(vals[-1], b) if op == "/" else _BINARY[op](vals[-1], b)
-                ops.append(tok)
-            elif tok == "(":
-                ops.append(tok)
-            elif tok == ")":
-                while (op := ops.pop()) != "(":
-                    b = vals.pop()
-                    vals[-1] = _divide(vals[-1], b) if op == "/" else _BINARY[op](vals[-1], b)
-            else:
-                value = int(tok)
-                used.append(value)
-                vals.append(value)
+                    vals[-1] = _divide(vals[-1], b) if top == "/" else _BINARY[top](vals[-1], b)
+                ops.append(op)
         while ops:
-            op = ops.pop()
-            if op == "(":
+            top = ops.pop()
+            if top == "(":
                 return None
             b = vals.pop()
-            vals[-1] = _divide(vals[-1], b) if op == "/" else _BINARY[op](vals[-1], b)
+            vals[-1] = _divide(vals[-1], b) if top == "/" else _BINARY[top](vals[-1], b)
     except (IndexError, ZeroDivisionError):  # a ")" with no "(" open; x/0: the full parser
         return None
     return Expr(vals[0], False), used
@@ -349,11 +351,16 @@ def _hand(cards: tuple[str, ...], rule: str) -> tuple[tuple[str, ...], tuple[int
     return ranks, values, sorted(values)
 
 
+_PLAIN_NUMBERS = frozenset({int, float})
+
+
 def _follows_rule(number: object, want: list[int]) -> bool:
     """Whether a ``number`` field lists exactly the cards' values under the rule (as a
     multiset; integers written as strings are read leniently, as the verdict reads them)."""
     if not isinstance(number, list) or len(number) != len(want):
         return False
+    if set(map(type, number)) <= _PLAIN_NUMBERS:  # the common case, without a call per entry
+        return sorted(number) == want  # a float equal to a card value is integral and small
     listed = [_as_int(x) for x in number]
     return None not in listed and sorted(listed) == want  # type: ignore[type-var]
 
