@@ -167,6 +167,7 @@ class GeneralPointsEnv(gym.Env):
             feedback=verdict.feedback,
             success=verdict.success,
             formula_outcome=verdict.formula_outcome,
+            rule_following=verdict.rule_following,
         )
         if self.vision:
             info["recognized"] = verdict.recognized

@@ -263,7 +263,13 @@ class VIRLEnv(gym.Env):
             feedback = f"Out of steps: the route was not finished within {limit} answers."
         self._done = terminated or truncated
         info = self._info()
-        info.update(outcome=outcome, feedback=feedback, success=success, reward=reward)
+        info.update(
+            outcome=outcome,
+            feedback=feedback,
+            success=success,
+            reward=reward,
+            valid_action=verdict.valid_action,
+        )
         return self._observation(), float(reward), terminated, truncated, info
 
     def render(self):

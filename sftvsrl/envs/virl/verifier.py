@@ -51,6 +51,9 @@ class Verdict:
     reward: float
     feedback: str
     action: Action | None
+    # The answer's action parses and belongs to the episode's action space (a compass word
+    # under "relative" is invalid), right or wrong, landmarks aside; False without an action.
+    valid_action: bool = False
 
     @property
     def correct(self) -> bool:
@@ -109,6 +112,15 @@ def verify(
         return Verdict(
             "bad_format", REWARDS["bad_format"], 'No JSON object with an "action" field was found.', None
         )
+    action: Action | None = None
+    value = obj["action"]
+    problem = "the action must be a string"
+    if isinstance(value, str):
+        try:
+            action = parse_action(value, action_space)
+        except ActionParseError as exc:
+            problem = str(exc)
+    valid = action is not None
     if vision:
         reported = obj.get("landmarks")
         if not isinstance(reported, list) or not all(isinstance(x, str) for x in reported):
@@ -117,6 +129,7 @@ def verify(
                 REWARDS["bad_format"],
                 'List the place names you see in the image as "landmarks": [...] (an empty list if none).',
                 None,
+                valid,
             )
         visible = {_norm_name(n) for n in visible_landmarks}
         for name in reported:
@@ -126,19 +139,19 @@ def verify(
                     REWARDS["landmark_error"],
                     f"You reported {name.strip()[:60]!r}, but no such place is visible here.",
                     None,
+                    valid,
                 )
-    value = obj["action"]
-    if not isinstance(value, str):
-        return Verdict("invalid_action", REWARDS["invalid_action"], "The action must be a string.", None)
-    try:
-        action = parse_action(value, action_space)
-    except ActionParseError as exc:
-        return Verdict("invalid_action", REWARDS["invalid_action"], f"Invalid action: {exc}.", None)
+    if action is None:
+        feedback = (
+            "The action must be a string." if not isinstance(value, str) else f"Invalid action: {problem}."
+        )
+        return Verdict("invalid_action", REWARDS["invalid_action"], feedback, None)
     if action == expected:
-        return Verdict("correct", REWARDS["correct"], f"Correct: {action.text()}.", action)
+        return Verdict("correct", REWARDS["correct"], f"Correct: {action.text()}.", action, True)
     return Verdict(
         "wrong_action",
         REWARDS["wrong_action"],
         f"Wrong action: {action.text()} does not follow the instruction from here.",
         action,
+        True,
     )
