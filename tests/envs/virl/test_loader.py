@@ -269,3 +269,16 @@ def test_deep_tuple_key_is_refused_without_crashing(tmp_path):
     )
     assert result.returncode == 0, (result.returncode, result.stderr[-500:])
     assert "refused:" in result.stdout and "deeper than" in result.stdout
+
+
+def test_virl_env_step_cost_does_not_grow_with_the_answer(virl_dir):
+    from sftvsrl.envs.virl.env import VIRLEnv
+
+    env = VIRLEnv(city=f"path:{virl_dir}", split="all", max_turns=20)
+    env.reset(seed=0)
+    for answer in ("x" * 10_000_000, " " * 10_000_000, b"\xff" * 10_000_000, None, 3):
+        start = time.perf_counter()
+        obs, reward, *_, info = env.step(answer)
+        assert time.perf_counter() - start < 0.5
+        assert (reward, info["outcome"], info["valid_action"]) == (-1.0, "bad_format", False)
+        assert len(obs) < 50_000
