@@ -1,14 +1,15 @@
 """Score a GeneralPoints answer exactly, without ever evaluating model text as code.
 
 The answer is free text holding a JSON object ``{"cards": [...], "number": [...],
-"formula": "..."}``. The formula is screened *before* any parser sees it (length, a
-character whitelist, parenthesis depth, literal size), then parsed by ``ast`` in
-``eval`` mode, and only these nodes are accepted: ``Expression``, ``BinOp`` with
-``Add``/``Sub``/``Mult``/``Div``, and ``Constant`` integers (parentheses only group).
-Unary plus/minus are rejected: every card is a positive number combined by the four
-binary operations, the same language the solver searches. The tree is evaluated by a
-small recursive walker in exact rational arithmetic (integer numerator/denominator pairs,
-reported as ``fractions.Fraction``), so ``8/(3-8/3)`` is exactly 24.
+"formula": "..."}``. The formula is read by a hand-written tokenizer and operator-precedence
+parser over the tiny language, never by Python: integer literals (at most 6 digits, no
+leading zeros), the binary operators ``+ - * /``, parentheses (at most 12 deep), spaces,
+at most 100 characters. Unary plus/minus are rejected: every card is a positive number
+combined by the four binary operations, the same language the solver searches. Values are
+exact: Python ints, and a ``fractions.Fraction`` only where a division is inexact, so
+``8/(3-8/3)`` is exactly 24. A well-formed formula (checked by one regex) is evaluated in
+one pass per operand; anything else goes through the checking parser, which names the
+problem. See docs/verifiers.md for the guarantees and their tests.
 
 Outcomes (``Verdict.outcome``) and rewards, checked in this order:
 
@@ -24,6 +25,9 @@ Vision only: if the ``cards`` field names other cards than the hand (ranks compa
 multiset; suits and order ignored), the card recognition failed: the outcome becomes
 ``misrecognized_<outcome>`` and -1.5 is added to that outcome's reward. ``success`` means
 the full +5. An optional ``= N`` after the formula (N an integer) is tolerated and ignored.
+
+``Verdict.rule_following``: the ``number`` field lists exactly the cards' values under the
+episode's rule, whatever the formula (False when there is no readable field).
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ spaces and quotes ignored):
 (possibly empty). Naming a place that is not visible at this position is a landmark
 detection failure. Rewards (the paper's): +1 correct, -1 wrong action / invalid action /
 bad format / out of steps, -1.5 landmark detection failure (-VL only).
+
+``verify`` is total: any input (str, bytes, None, numbers, ...) gets a verdict.
+``Verdict.valid_action``: the action parses and belongs to the episode's action space (a
+compass word under the relative space is invalid), right or wrong.
 """
 
 from __future__ import annotations
