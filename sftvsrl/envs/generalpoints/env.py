@@ -8,6 +8,7 @@ every earlier (answer, feedback) pair (sequential revision), until the answer is
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Sequence
 from typing import Any
@@ -31,7 +32,7 @@ from sftvsrl.envs.generalpoints.prompt import PROMPT_STYLES, build_prompt
 from sftvsrl.envs.generalpoints.render import DEFAULT_SIZE, render_hand
 from sftvsrl.envs.generalpoints.solver import solve
 from sftvsrl.envs.generalpoints.verifier import expert_answer, verify
-from sftvsrl.envs.jsontext import MAX_TEXT_CHARS
+from sftvsrl.envs.jsontext import MAX_TEXT_CHARS, answer_text, echo_clip
 from sftvsrl.envs.revision import MAX_ECHOED_ANSWER_CHARS, RevisionState
 
 TEXT_CHARSET = string.printable
@@ -41,9 +42,12 @@ _TURN_CHARS = MAX_ECHOED_ANSWER_CHARS + 600
 _BASE_CHARS = 3000
 
 
+_OUTSIDE_CHARSET = re.compile("[^" + re.escape(TEXT_CHARSET) + "]")
+
+
 def to_charset(text: str) -> str:
     """Replace characters outside the observation charset, so observations stay in the space."""
-    return "".join(ch if ch in TEXT_CHARSET else "?" for ch in text)
+    return _OUTSIDE_CHARSET.sub("?", text)
 
 
 def _cards_option(value: Any) -> list[str]:
@@ -148,12 +152,12 @@ class GeneralPointsEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         if self._done:
             raise RuntimeError("the episode is over; call reset() to deal a new hand")
-        if isinstance(action, bytes):
-            action = action.decode("utf-8", errors="replace")
-        if not isinstance(action, str):
+        text = answer_text(action)  # bytes: decoded from a bounded prefix
+        if text is None:
             raise TypeError(f"the action must be the answer text (str), got {type(action).__name__}")
-        verdict = verify(action, self.hand, self.rule, self.target, self.vision)
-        self._revision.add(to_charset(action), to_charset(verdict.feedback))
+        verdict = verify(text, self.hand, self.rule, self.target, self.vision)
+        # Clip before the charset filter: a 50 MB answer costs what a short one does.
+        self._revision.add(to_charset(echo_clip(text)), to_charset(verdict.feedback))
         terminated = verdict.success
         truncated = not terminated and self._revision.turns >= self.max_turns
         self._done = terminated or truncated
@@ -163,6 +167,7 @@ class GeneralPointsEnv(gym.Env):
             feedback=verdict.feedback,
             success=verdict.success,
             formula_outcome=verdict.formula_outcome,
+            rule_following=verdict.rule_following,
         )
         if self.vision:
             info["recognized"] = verdict.recognized

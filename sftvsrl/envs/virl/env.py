@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sftvsrl.envs.jsontext import answer_text, echo_clip
 from sftvsrl.envs.revision import RevisionState
 from sftvsrl.envs.virl import prompt as P
 from sftvsrl.envs.virl.directions import directions_for, wrap_heading
@@ -229,12 +230,12 @@ class VIRLEnv(gym.Env):
     def step(self, action: str):
         if self.route is None or self._done:
             raise RuntimeError("the episode is over; call reset()")
-        if not isinstance(action, str):
-            action = str(action)
+        text = answer_text(action)  # bytes: decoded from a bounded prefix; other types: None
+        echo = echo_clip(text) if text is not None else f"<not text: {type(action).__name__}>"
         self._steps += 1
         point, _ = self._state()
         verdict = verify(
-            action,
+            text,
             self._expected(),
             self.action_space_name,
             vision=self.vision,
@@ -251,7 +252,7 @@ class VIRLEnv(gym.Env):
             if not terminated:
                 self._start_step()
         else:
-            self._revision.add(action, feedback)
+            self._revision.add(echo, feedback)
             if self._revision.turns >= self.max_turns:
                 truncated = True
                 feedback += f" Out of verification turns ({self.max_turns}) for this step."
@@ -262,7 +263,13 @@ class VIRLEnv(gym.Env):
             feedback = f"Out of steps: the route was not finished within {limit} answers."
         self._done = terminated or truncated
         info = self._info()
-        info.update(outcome=outcome, feedback=feedback, success=success, reward=reward)
+        info.update(
+            outcome=outcome,
+            feedback=feedback,
+            success=success,
+            reward=reward,
+            valid_action=verdict.valid_action,
+        )
         return self._observation(), float(reward), terminated, truncated, info
 
     def render(self):

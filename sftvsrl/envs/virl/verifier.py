@@ -16,6 +16,10 @@ spaces and quotes ignored):
 (possibly empty). Naming a place that is not visible at this position is a landmark
 detection failure. Rewards (the paper's): +1 correct, -1 wrong action / invalid action /
 bad format / out of steps, -1.5 landmark detection failure (-VL only).
+
+``verify`` is total: any input (str, bytes, None, numbers, ...) gets a verdict.
+``Verdict.valid_action``: the action parses and belongs to the episode's action space (a
+compass word under the relative space is invalid), right or wrong.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sftvsrl.envs.jsontext import AnswerTooLong, find_json_object
+from sftvsrl.envs.jsontext import AnswerTooLong, answer_text, find_json_object
 from sftvsrl.envs.virl.directions import directions_for, normalize_direction
 from sftvsrl.envs.virl.oracle import Action
 
@@ -51,6 +55,9 @@ class Verdict:
     reward: float
     feedback: str
     action: Action | None
+    # The answer's action parses and belongs to the episode's action space (a compass word
+    # under "relative" is invalid), right or wrong, landmarks aside; False without an action.
+    valid_action: bool = False
 
     @property
     def correct(self) -> bool:
@@ -87,22 +94,37 @@ def _norm_name(name: str) -> str:
 
 
 def verify(
-    answer: str,
+    answer: object,
     expected: Action,
     action_space: str,
     *,
     vision: bool = False,
     visible_landmarks: list[str] | tuple[str, ...] = (),
 ) -> Verdict:
-    """Score ``answer`` against the expert action at this state."""
+    """Score ``answer`` against the expert action at this state.
+
+    Total: any input (str, bytes, None, a number, ...) gets a verdict; nothing raises.
+    """
+    text = answer_text(answer)
+    if text is None:
+        return Verdict("bad_format", REWARDS["bad_format"], "The answer is not text.", None)
     try:
-        obj = find_json_object(answer)
+        obj = find_json_object(text)
     except AnswerTooLong as exc:
         return Verdict("bad_format", REWARDS["bad_format"], f"Answer too long: {exc}.", None)
     if obj is None or "action" not in obj:
         return Verdict(
             "bad_format", REWARDS["bad_format"], 'No JSON object with an "action" field was found.', None
         )
+    action: Action | None = None
+    value = obj["action"]
+    problem = "the action must be a string"
+    if isinstance(value, str):
+        try:
+            action = parse_action(value, action_space)
+        except ActionParseError as exc:
+            problem = str(exc)
+    valid = action is not None
     if vision:
         reported = obj.get("landmarks")
         if not isinstance(reported, list) or not all(isinstance(x, str) for x in reported):
@@ -111,6 +133,7 @@ def verify(
                 REWARDS["bad_format"],
                 'List the place names you see in the image as "landmarks": [...] (an empty list if none).',
                 None,
+                valid,
             )
         visible = {_norm_name(n) for n in visible_landmarks}
         for name in reported:
@@ -120,19 +143,19 @@ def verify(
                     REWARDS["landmark_error"],
                     f"You reported {name.strip()[:60]!r}, but no such place is visible here.",
                     None,
+                    valid,
                 )
-    value = obj["action"]
-    if not isinstance(value, str):
-        return Verdict("invalid_action", REWARDS["invalid_action"], "The action must be a string.", None)
-    try:
-        action = parse_action(value, action_space)
-    except ActionParseError as exc:
-        return Verdict("invalid_action", REWARDS["invalid_action"], f"Invalid action: {exc}.", None)
+    if action is None:
+        feedback = (
+            "The action must be a string." if not isinstance(value, str) else f"Invalid action: {problem}."
+        )
+        return Verdict("invalid_action", REWARDS["invalid_action"], feedback, None)
     if action == expected:
-        return Verdict("correct", REWARDS["correct"], f"Correct: {action.text()}.", action)
+        return Verdict("correct", REWARDS["correct"], f"Correct: {action.text()}.", action, True)
     return Verdict(
         "wrong_action",
         REWARDS["wrong_action"],
         f"Wrong action: {action.text()} does not follow the instruction from here.",
         action,
+        True,
     )

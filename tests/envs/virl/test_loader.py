@@ -2,6 +2,9 @@ import json
 import os
 import pickle
 import shutil
+import struct
+import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -170,3 +173,112 @@ def test_missing_folder_and_empty_split(tmp_path, virl_dir):
     if empty:
         with pytest.raises(LoaderError, match="no routes in split"):
             ds.route(empty, 0)
+
+
+# --- plain-data pickles that exhaust memory or the stack (issue 12) ----------------------
+
+
+def _pickle_file(tmp_path, payload: bytes):
+    path = tmp_path / "x.pkl"
+    path.write_bytes(payload)
+    return path
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_plain_pickles_of_every_protocol_pass_the_scan(tmp_path, protocol):
+    import collections
+
+    shared = [1, 2]
+    data = {
+        "a": [1, 2.5, None, True, 10**30, -(2**70)],
+        ("t", 1): {"s": {1, 2}, "f": frozenset({3}), "shared": (shared, shared)},
+        "o": collections.OrderedDict(x=1),
+        "deep": ((((((((1,),),),),),),),),
+        (40.73, -73.99): {"pano_id": "p_1", "heading": 90.0},
+    }
+    if protocol >= 3:  # protocols 0-2 write bytes through a codecs global, refused as not plain
+        data["b"] = b"raw"
+    assert safe_load_pickle(_pickle_file(tmp_path, pickle.dumps(data, protocol=protocol))) == data
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        # BINBYTES8 declaring 2**62 bytes: the stock unpickler raises MemoryError
+        (b"\x80\x04\x8e" + struct.pack("<Q", 2**62) + b".", "bytes8"),
+        # BINUNICODE8 declaring 2**64 - 1 bytes: the stock unpickler raises OverflowError
+        (b"\x80\x04\x8d" + struct.pack("<Q", 2**64 - 1) + b".", "unicodestring8"),
+        (b"\x80\x04\x8c\xff" + b"x" * 10 + b".", "remain"),  # SHORT_BINUNICODE past the end
+        (b"\x80\x03B" + struct.pack("<I", 2**31) + b".", "remain"),  # BINBYTES past the end
+        (b"\x80\x04\x95" + struct.pack("<Q", 2**62) + b"N.", "frame"),  # FRAME past the end
+        (b"\x80\x02Nr\xff\xff\xff\x7f.", "memo index"),  # LONG_BINPUT 2**31 - 1: a 16 GB memo
+        (b"\x80\x02" + b"]" * 101 + b"a" * 100 + b".", "deeper than"),  # 101 nested lists
+        (b"\x80\x02)" + b"\x85" * 200 + b".", "deeper than"),  # 201 nested tuples
+        (b"\x80\x02(" * 150 + b"N" + b"t" * 150 + b".", "deeper than"),  # MARK ... TUPLE
+        (pickle.dumps((lambda x: (x.append(x), x)[1])([1])), "recursive"),  # a list inside itself
+        # a list deepened after it was placed inside a tuple: the tuple deepens with it
+        (b"\x80\x02]q\x00h\x00\x85q\x010" + b"]" * 99 + b"a" * 98 + b"a0h\x01.", "deeper than"),
+        (b"\x80\x02NN.", "exactly one object"),
+        (b"\x80\x02a.", "empty stack"),
+        (b"\x80\x02e.", "MARK"),
+        (b"\x80\x02h\x05.", "never stored"),
+        (b"\x80\x02N", "STOP"),
+        (b"\x80\x02L" + b"9" * 5000 + b"L\n.", "digits"),  # over the int string limit
+    ],
+)
+def test_hostile_plain_pickles_get_the_loaders_error(tmp_path, payload, message):
+    start = time.perf_counter()
+    with pytest.raises(LoaderError, match=message):
+        safe_load_pickle(_pickle_file(tmp_path, payload))
+    assert time.perf_counter() - start < 1.0
+
+
+def test_file_size_is_bounded_before_reading(tmp_path, monkeypatch):
+    from sftvsrl.envs.virl import loader
+
+    monkeypatch.setattr(loader, "MAX_PICKLE_BYTES", 100)
+    with pytest.raises(LoaderError, match="byte limit"):
+        safe_load_pickle(_pickle_file(tmp_path, pickle.dumps(list(range(100)))))
+    assert safe_load_pickle(_pickle_file(tmp_path, pickle.dumps([1]))) == [1]
+
+
+_DEEP_KEY_SCRIPT = """
+import pathlib, sys
+from sftvsrl.envs.virl.loader import LoaderError, safe_load_pickle
+path = pathlib.Path(sys.argv[1])
+# a 1 MB pickle: {t: 1} where t is a 1,000,000-deep tuple (EMPTY_TUPLE, then TUPLE1 1M times)
+path.write_bytes(b"\\x80\\x04}(" + b")" + b"\\x85" * 1_000_000 + b"K\\x01s.")
+try:
+    safe_load_pickle(path)
+except LoaderError as exc:
+    print("refused:", str(exc)[-60:])
+"""
+
+
+def test_deep_tuple_key_is_refused_without_crashing(tmp_path):
+    # Run in a child process: a regression segfaults the child, not pytest.
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", _DEEP_KEY_SCRIPT, str(tmp_path / "deep.pkl")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr[-500:])
+    assert "refused:" in result.stdout and "deeper than" in result.stdout
+
+
+def test_virl_env_step_cost_does_not_grow_with_the_answer(virl_dir):
+    from sftvsrl.envs.virl.env import VIRLEnv
+
+    env = VIRLEnv(city=f"path:{virl_dir}", split="all", max_turns=20)
+    env.reset(seed=0)
+    for answer in ("x" * 10_000_000, " " * 10_000_000, b"\xff" * 10_000_000, None, 3):
+        start = time.perf_counter()
+        obs, reward, *_, info = env.step(answer)
+        assert time.perf_counter() - start < 0.5
+        assert (reward, info["outcome"], info["valid_action"]) == (-1.0, "bad_format", False)
+        assert len(obs) < 50_000
