@@ -102,7 +102,9 @@ def get_task_spec(name: str) -> TaskSpec:
     if name not in table:
         raise ValueError(f"unknown task {name!r}; one of {', '.join(table)}")
     e = table[name]
-    return TaskSpec(name, e["env_id"], e["vision"], dict(e["train"]), {k: dict(v) for k, v in e["splits"].items()})
+    return TaskSpec(
+        name, e["env_id"], e["vision"], dict(e["train"]), {k: dict(v) for k, v in e["splits"].items()}
+    )
 
 
 def family_of(env_id: str) -> str:
@@ -166,7 +168,9 @@ class EpisodeSpec:
         if not isinstance(kwargs, dict) or isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError("ground_truth needs env_kwargs (a dict) and seed (an int)")
         family_of(value["env_id"])
-        return cls(value["env_id"], dict(kwargs), seed, str(value.get("task", "")), str(value.get("split", "")))
+        return cls(
+            value["env_id"], dict(kwargs), seed, str(value.get("task", "")), str(value.get("split", ""))
+        )
 
 
 def episode_spec(task: str, split: str, seed: int, **extra_kwargs: Any) -> EpisodeSpec:

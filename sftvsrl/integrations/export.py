@@ -32,7 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="verl", choices=FORMATS, help="verl parquet or plain JSON lines" + d)
     p.add_argument("--n", type=int, default=1000, help="number of episodes (seeds seed..seed+n-1)" + d)
     p.add_argument("--seed", type=int, default=0, help="first episode seed" + d)
-    p.add_argument("--max-turns", type=int, default=None, help="verification turns per answer (default: the env's)")
+    p.add_argument(
+        "--max-turns", type=int, default=None, help="verification turns per answer (default: the env's)"
+    )
     p.add_argument("--prompt-style", default=None, help="the env's prompt_style (default: the env's)")
     p.add_argument("--out", required=True, help="output folder")
 

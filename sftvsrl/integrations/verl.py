@@ -36,6 +36,14 @@ def compute_score(
             score = float(extra_info[EPISODE_SCORE_KEY])
         except (TypeError, ValueError):
             score = bad_format_reward(spec.env_id)
-        return {"score": score, "outcome": "episode", "success": bool(extra_info.get("sftvsrl_success", False))}
+        return {
+            "score": score,
+            "outcome": "episode",
+            "success": bool(extra_info.get("sftvsrl_success", False)),
+        }
     reward, info = score_answer(spec, solution_str)
-    return {"score": reward, "outcome": str(info.get("outcome", "")), "success": bool(info.get("success", False))}
+    return {
+        "score": reward,
+        "outcome": str(info.get("outcome", "")),
+        "success": bool(info.get("success", False)),
+    }
