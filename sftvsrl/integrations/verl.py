@@ -24,7 +24,7 @@ EPISODE_SCORE_KEY = "sftvsrl_episode_score"
 def compute_score(
     data_source: Any, solution_str: Any, ground_truth: Any, extra_info: dict[str, Any] | None = None, **_: Any
 ) -> dict[str, Any]:
-    """``{"score": reward, "outcome": ..., "success": ...}`` (verl logs the extra keys).
+    """``{"score", "outcome", "correct", "success"}`` (verl logs the keys besides ``score``).
 
     Never raises on the answer: text that is not an answer earns the task's bad-format
     reward. A ``ground_truth`` that is not an episode spec raises ValueError: that is broken
@@ -39,11 +39,14 @@ def compute_score(
         return {
             "score": score,
             "outcome": "episode",
+            "correct": bool(extra_info.get("sftvsrl_success", False)),
             "success": bool(extra_info.get("sftvsrl_success", False)),
         }
     reward, info = score_answer(spec, solution_str)
+    outcome = str(info.get("outcome", ""))
     return {
         "score": reward,
-        "outcome": str(info.get("outcome", "")),
-        "success": bool(info.get("success", False)),
+        "outcome": outcome,
+        "correct": outcome == "correct",  # the answer is right (a V-IRL route needs more answers)
+        "success": bool(info.get("success", False)),  # the episode is won
     }
