@@ -124,7 +124,7 @@ if AgentLoopBase is not None:
             mm_processor_kwargs = self._get_mm_processor_kwargs(None)
             prompt_ids = await self.ct_build_initial_tokens(messages, images=images)
             response_mask: list[int] = []
-            response_logprobs: list[float] | None = None
+            response_logprobs: list[float] = []
             metrics: dict[str, Any] = {}
             extra_fields: dict[str, Any] = {}
             request_id = uuid4().hex
@@ -156,6 +156,7 @@ if AgentLoopBase is not None:
                         response_logprobs if (response_logprobs or output.log_probs) else None,
                         assistant_logprobs=output.log_probs if output.log_probs else None,
                     )
+                    response_logprobs = response_logprobs or []
                     prompt_ids = merge.token_ids
                     answer = self.tokenizer.decode(output.token_ids, skip_special_tokens=True)
                     messages.append({"role": "assistant", "content": answer})
@@ -173,7 +174,7 @@ if AgentLoopBase is not None:
                     messages.append({"role": "user", "content": content})
                     feedback_turns.append(reply)
                     merge, mask, logprobs = await self.ct_merge_context_msg(
-                        previous, messages, prompt_ids, response_mask, response_logprobs
+                        previous, messages, prompt_ids, response_mask, response_logprobs or None
                     )
                     if len(mask) >= self.response_length:
                         break
