@@ -104,8 +104,10 @@ def test_three_turn_revision_episode():
 
     # the response holds the three answers (mask 1) and the two feedback turns (mask 0)
     assert len(out.response_ids) == len(out.response_mask)
-    model_text = tokenizer.decode([t for t, m in zip(out.response_ids, out.response_mask) if m])
-    env_text = tokenizer.decode([t for t, m in zip(out.response_ids, out.response_mask) if not m])
+    model_text = tokenizer.decode([t for t, m in zip(out.response_ids, out.response_mask, strict=True) if m])
+    env_text = tokenizer.decode(
+        [t for t, m in zip(out.response_ids, out.response_mask, strict=True) if not m]
+    )
     for answer in answers:
         assert answer in model_text
     for f in feedback:
