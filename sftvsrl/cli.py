@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rl": ("sftvsrl.training.ppo_cli", "multi-turn PPO from a checkpoint"),
     "eval": ("sftvsrl.evaluation.cli", "evaluate a model on an environment"),
     "study": ("sftvsrl.study.cli", "run the SFT-vs-RL study end to end"),
+    "export": ("sftvsrl.integrations.export", "write a task's episodes as a verl (parquet) or JSONL dataset"),
 }
 
 
