@@ -88,8 +88,8 @@ def test_a_registered_task_reaches_every_consumer(monkeypatch):
     """A toy task added with one register_task call: gym, the env maker, the study config and
     the evaluation summary all see it, with no change to any of them."""
     from sftvsrl.evaluation.summary import summarize
+    from sftvsrl.rollout.pool import make_envs
     from sftvsrl.study.config import TASKS, StudyConfig, task_spec
-    from sftvsrl.training.rollout import make_envs
 
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     toy = Task(
