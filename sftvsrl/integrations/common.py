@@ -1,4 +1,4 @@
-"""What every engine adapter shares: the task table, episode specs, a pool of made
+"""What every engine adapter shares: the task names, episode specs, a pool of made
 environments, single-answer scoring and the sequential-revision driver.
 
 An *episode spec* is everything needed to rebuild one episode anywhere: the env id, its
@@ -12,6 +12,7 @@ verifier's (one verifier per task) and agree with every other place the study sc
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -20,111 +21,41 @@ from typing import Any
 
 import gymnasium as gym
 
-import sftvsrl  # noqa: F401  (registers the environment ids)
+from sftvsrl.envs.tasks import Task, get_task, make_env, task_for_env, tasks
 
 SPEC_VERSION = 1
 REVISION_AGENT = "sftvsrl_revision"  # the verl agent-loop name (configs/verl/agent_loop.yaml)
 RETRY_INSTRUCTION = "Use the feedback and answer again in the required format."
 
 
-def _task_table() -> dict[str, dict[str, Any]]:
-    """The tasks and their splits. The one place to switch to ``sftvsrl.envs.tasks`` later.
-
-    Each entry: ``env_id``, ``vision``, ``train`` (training env kwargs) and ``splits`` (split
-    name -> env kwargs; ``id_seen`` is the training distribution).
-    """
-    gp_train = {"rule": "id", "split": "train"}
-    gp_vl_train = {**gp_train, "card_color": "black"}
-    virl_train = {"action_space": "absolute", "split": "train"}
-    table = {
-        "GeneralPoints-L": {
-            "env_id": "sftvsrl/GeneralPoints-L-v0",
-            "vision": False,
-            "train": gp_train,
-            "splits": {
-                "id": {"rule": "id", "split": "test"},
-                "ood": {"rule": "ood", "split": "test"},
-            },
-        },
-        "GeneralPoints-VL": {
-            "env_id": "sftvsrl/GeneralPoints-VL-v0",
-            "vision": True,
-            "train": gp_vl_train,
-            "splits": {
-                "id": {"rule": "id", "split": "test", "card_color": "black"},
-                "ood": {"rule": "ood", "split": "test", "card_color": "black"},
-                "visual_ood": {"rule": "id", "split": "test", "card_color": "red"},
-            },
-        },
-        "VIRL-L": {
-            "env_id": "sftvsrl/VIRL-L-v0",
-            "vision": False,
-            "train": virl_train,
-            "splits": {
-                "id": {"action_space": "absolute", "split": "test"},
-                "ood": {"action_space": "relative", "split": "test"},
-            },
-        },
-        "VIRL-VL": {
-            "env_id": "sftvsrl/VIRL-VL-v0",
-            "vision": True,
-            "train": virl_train,
-            "splits": {
-                "id": {"action_space": "absolute", "split": "test"},
-                "ood": {"action_space": "relative", "split": "test"},
-            },
-        },
-    }
-    for entry in table.values():
-        entry["splits"] = {"id_seen": dict(entry["train"]), **entry["splits"]}
-    return table
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    env_id: str
-    vision: bool
-    train: dict[str, Any]
-    splits: dict[str, dict[str, Any]]
-
-    @property
-    def family(self) -> str:
-        return family_of(self.env_id)
-
-
 def task_names() -> list[str]:
-    return list(_task_table())
+    """The registered tasks (``sftvsrl.envs.tasks``): adding a task there adds it here."""
+    return list(tasks())
 
 
-def get_task_spec(name: str) -> TaskSpec:
-    table = _task_table()
-    if name not in table:
-        raise ValueError(f"unknown task {name!r}; one of {', '.join(table)}")
-    e = table[name]
-    return TaskSpec(
-        name, e["env_id"], e["vision"], dict(e["train"]), {k: dict(v) for k, v in e["splits"].items()}
-    )
+def get_task_spec(name: str) -> Task:
+    """A registered task: ``env_id``, ``vision``, ``train`` and ``splits`` (id_seen first)."""
+    return get_task(name)
 
 
 def family_of(env_id: str) -> str:
-    """``generalpoints`` or ``virl`` (also the verl ``ability`` of a row)."""
-    if "GeneralPoints" in env_id:
-        return "generalpoints"
-    if "VIRL" in env_id:
-        return "virl"
-    raise ValueError(f"not an sftvsrl environment id: {env_id!r}")
+    """The task family of an env id in lower case (also the verl ``ability`` of a row)."""
+    task = task_for_env(env_id)
+    if task is None:
+        raise ValueError(f"not an sftvsrl environment id: {env_id!r}")
+    return task.family.lower()
 
 
+@functools.cache
 def bad_format_reward(env_id: str) -> float:
-    """The verifier's reward for an answer with no readable JSON (what hostile text earns)."""
-    if family_of(env_id) == "generalpoints":
-        from sftvsrl.envs.generalpoints.verifier import BAD_FORMAT, REWARDS
-
-        return float(REWARDS[BAD_FORMAT])
-    from sftvsrl.envs.virl.verifier import REWARDS as VIRL_REWARDS
-
-    return float(VIRL_REWARDS["bad_format"])
+    """The verifier's reward for an answer with no readable JSON (what hostile text earns),
+    read off the task's own environment so that no reward table is written twice."""
+    env = make_env(env_id)
+    try:
+        env.reset(seed=0)
+        return float(env.step("")[1])
+    finally:
+        env.close()
 
 
 # -- episode specs ----------------------------------------------------------------------
@@ -200,7 +131,7 @@ def borrow_env(env_id: str, kwargs: dict[str, Any]) -> Iterator[gym.Env]:
         free = _POOL.setdefault(key, [])
         env = free.pop() if free else None
     if env is None:
-        env = gym.make(env_id, **kwargs)
+        env = make_env(env_id, **kwargs)
     try:
         yield env
     finally:
@@ -286,7 +217,7 @@ class RevisionEpisode:
     def __post_init__(self) -> None:
         if self.reward_mode not in ("return", "last"):
             raise ValueError(f"reward_mode must be 'return' or 'last', got {self.reward_mode!r}")
-        self._env = gym.make(self.spec.env_id, **self.spec.env_kwargs)
+        self._env = make_env(self.spec.env_id, **self.spec.env_kwargs)
         obs, info = reset_episode(self._env, self.spec)
         self.first_text, self.first_image = observation_parts(obs)
         self.expert_answer = str(info.get("expert_answer", ""))

@@ -56,8 +56,7 @@ def build_rows(
     prompt_style: str | None = None,
 ) -> list[dict[str, Any]]:
     """One verl row per episode (images as PNG bytes under ``images`` for -VL tasks)."""
-    import gymnasium as gym
-
+    from sftvsrl.envs.tasks import make_env
     from sftvsrl.integrations.common import (
         REVISION_AGENT,
         episode_spec,
@@ -74,7 +73,7 @@ def build_rows(
     if prompt_style is not None:
         extra["prompt_style"] = prompt_style
     first = episode_spec(task, split, seed, **extra)
-    env = gym.make(first.env_id, **first.env_kwargs)
+    env = make_env(first.env_id, **first.env_kwargs)
     rows = []
     try:
         for index in range(n):
