@@ -1,7 +1,19 @@
 """Model loading and building: HF language and vision-language models, tiny configs, LoRA.
 
-Public API (import from the submodules; this package does not import torch eagerly):
-``sftvsrl.models.loading``: PolicyModel, LoraSettings, load_model, save_model, autocast, unwrap.
-``sftvsrl.models.encoding``: encode_prompts, encode_sft_batch, encode_prompt_parts,
-completion_ids, pack_sequences, pad_ids, IGNORE_INDEX.
+Public API (imported on first use, so ``import sftvsrl.models`` does not load torch):
+``load_model``, ``load_checkpoint``, ``save_model``, ``PolicyModel``, ``LoraSettings``,
+``Checkpoint`` (from ``sftvsrl.models.loading``); ``encode_prompts``, ``encode_sft_batch``
+(from ``sftvsrl.models.encoding``).
 """
+
+from sftvsrl._lazy import lazy_exports
+
+_NAMES = {
+    **dict.fromkeys(
+        ["load_model", "load_checkpoint", "save_model", "PolicyModel", "LoraSettings", "Checkpoint"],
+        "sftvsrl.models.loading",
+    ),
+    **dict.fromkeys(["encode_prompts", "encode_sft_batch"], "sftvsrl.models.encoding"),
+}
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES)
