@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from sftvsrl.evaluation.runner import evaluate, write_results
     from sftvsrl.models.loading import load_model
     from sftvsrl.rollout import HFRolloutEngine, make_envs
+    from sftvsrl.runs import ensure_writable
 
     if args.episodes <= 0:
         raise ConfigError("--episodes must be positive")
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--max-turns must be positive")
     env_kwargs = parse_env_kwargs(args.env_kwargs)
     make_envs(args.env, env_kwargs, 1, args.max_turns)[0].close()  # fail fast on a bad env/kwargs
+    ensure_writable(args.out)  # and on an output folder that cannot take the results
     pm = load_model(args.model, dtype=args.dtype, trainable=False)
     pm.model.eval()
     engine = HFRolloutEngine(pm, batch_size=args.num_envs)
