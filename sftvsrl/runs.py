@@ -72,12 +72,12 @@ def ensure_writable(folder: str | Path) -> Path:
     before any compute is spent; raises a one-line ``UserError`` naming the folder otherwise.
     (Permission bits alone do not tell: root writes into a 0o500 folder, a read-only mount refuses.)"""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: the output path exists and is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{folder}: cannot create the output folder ({_reason(exc)})") from None
-    if not folder.is_dir():
-        raise UserError(f"{folder}: the output path exists and is not a folder")
     failure = _probe(folder)
     if failure is not None:
         raise UserError(f"{folder}: the output folder is not writable ({_reason(failure)})")
@@ -234,6 +234,13 @@ def read_trainer_state(ckpt: str | Path) -> TrainerState:
 # ---------------------------------------------------------------- log
 
 
+def _is_record(raw: bytes) -> bool:
+    try:
+        return isinstance(json.loads(raw), dict)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
 class RunLog:
     """``log.jsonl``: one JSON record per line, each with step, time (elapsed s), flops, tokens."""
 
@@ -247,7 +254,14 @@ class RunLog:
             if fh.tell() > 0:  # a line cut short by a kill: never glue the next record onto it
                 fh.seek(-1, os.SEEK_END)
                 if fh.read(1) != b"\n":
-                    line = b"\n" + line
+                    fh.seek(0)
+                    data = fh.read()
+                    cut = data.rfind(b"\n") + 1
+                    if _is_record(data[cut:]):
+                        line = b"\n" + line  # only its newline was lost
+                    else:
+                        warn_once(f"{self.path}: dropped a partial last line (a write cut short)")
+                        fh.truncate(cut)
             fh.write(line)
             fh.flush()
 
