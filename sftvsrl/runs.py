@@ -250,6 +250,12 @@ class RunLog:
     def append(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = (json.dumps(record) + "\n").encode("utf-8")
+        try:
+            self._append(line)
+        except OSError as exc:  # a full disk: name the file (a write() error names none)
+            raise UserError(f"{self.path}: appending to the log failed ({_reason(exc)})") from None
+
+    def _append(self, line: bytes) -> None:
         with self.path.open("a+b") as fh:
             if fh.tell() > 0:  # a line cut short by a kill: never glue the next record onto it
                 fh.seek(-1, os.SEEK_END)
@@ -418,7 +424,10 @@ class RunDir:
         import yaml
 
         text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
-        return atomic_write_text(self.config_path, text)
+        try:
+            return atomic_write_text(self.config_path, text)
+        except OSError as exc:
+            raise UserError(f"{self.config_path}: writing the config failed ({_reason(exc)})") from None
 
     def save_checkpoint(
         self,

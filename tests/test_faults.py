@@ -367,3 +367,29 @@ def test_rl_resume_refuses_a_new_schedule(tmp_path, capsys):
     assert main([*const, "updates=1"]) == 0
     assert main([*const, "updates=2", "--resume"]) == 0  # a constant LR: the run may grow
     assert [r["step"] for r in _log(tmp_path / "c")] == [1, 2]
+
+
+def test_full_disk_while_logging_or_writing_results_names_the_file(tmp_path, capsys, monkeypatch):
+    from sftvsrl.evaluation import runner
+
+    log = RunLog(tmp_path / "log.jsonl")
+    log.append({"step": 1})
+    monkeypatch.setattr(RunLog, "_append", _disk_full)
+    with pytest.raises(UserError, match=r"log\.jsonl: appending to the log failed \(No space left"):
+        log.append({"step": 2})
+    monkeypatch.setattr(runner, "write_results", _disk_full)
+    args = ["eval", "--model", "tiny-lm", "--env", TOY_ID, "--episodes", "1", "--max-new-tokens", "2"]
+    assert main([*args, "--out", str(tmp_path / "res")]) == 2
+    _one_line_error(capsys, "res: writing the results failed (No space left on device)")
+
+
+def test_sft_resume_with_a_corrupt_middle_log_line_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(_sft(tmp_path, out, "max_steps=2", "save_every=1")) == 0
+    lines = (out / "log.jsonl").read_text().splitlines(keepends=True)
+    (out / "log.jsonl").write_text(lines[0][:10] + "\n" + lines[1])
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main([*_sft(tmp_path, out, "max_steps=2", "save_every=1"), "--resume"]) == 2
+    _one_line_error(capsys, "log.jsonl:1: not valid JSON")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

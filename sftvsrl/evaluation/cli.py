@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from sftvsrl.config import ConfigError, parse_override
+from sftvsrl.errors import UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -80,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
             progress=lambda n: bar.advance(task, n),
         )
     summary["model"] = str(args.model)
-    out = write_results(args.out, records, summary)
+    try:
+        out = write_results(args.out, records, summary)
+    except OSError as exc:  # e.g. the disk filled during the episodes
+        raise UserError(f"{args.out}: writing the results failed ({exc.strerror or exc})") from None
     lo, hi = summary["ci95"]
     line = (
         f"{args.env} {env_kwargs}: success {summary['successes']}/{summary['episodes']} = "
