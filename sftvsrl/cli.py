@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if not argv else 2
     try:
         return int(module.run(args) or 0)
-    except (UserError, FileNotFoundError) as exc:
+    except (UserError, OSError) as exc:  # OSError: a full disk, a read-only folder (names the file)
         print(f"sftvsrl {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -20,13 +20,15 @@ loading a checkpoint together with its model).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
 import shutil
 import uuid
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,7 +40,7 @@ from safetensors.torch import load_model as load_module_safetensors
 from safetensors.torch import save_model as save_module_safetensors
 
 from sftvsrl.atomic import atomic_write_text, fsync_dir, fsync_tree
-from sftvsrl.errors import CheckpointError, ConfigError
+from sftvsrl.errors import CheckpointError, ConfigError, UserError
 from sftvsrl.flops import FlopsCounter
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -49,6 +51,123 @@ OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
 STATE_FILES = (TRAINER_STATE, OPTIMIZER_FILE, SCHEDULER_FILE)  # what export_model leaves out
 STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+class RunWarning(UserWarning):
+    """Something in a run folder that is skipped or kept aside rather than trusted (or deleted)."""
+
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Warn about ``message`` once per process (a folder listed at every save warns once)."""
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, RunWarning, stacklevel=3)
+
+
+def ensure_writable(folder: str | Path) -> Path:
+    """Create ``folder`` and prove it can be written (a probe file is created, fsynced and deleted),
+    before any compute is spent; raises a one-line ``UserError`` naming the folder otherwise.
+    (Permission bits alone do not tell: root writes into a 0o500 folder, a read-only mount refuses.)"""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: the output path exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot create the output folder ({_reason(exc)})") from None
+    failure = _probe(folder)
+    if failure is not None:
+        raise UserError(f"{folder}: the output folder is not writable ({_reason(failure)})")
+    return folder
+
+
+def _probe(folder: Path) -> OSError | None:
+    """Create, fsync and delete a small file in ``folder``: the OSError that stops it, or None."""
+    probe = folder / f".write-probe-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(probe, "wb") as fh:
+            fh.write(b"ok")
+            fh.flush()
+            os.fsync(fh.fileno())
+        probe.unlink()
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+        return exc
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return f"{type(exc).__name__}: {exc}"
+
+
+# ---------------------------------------------------------------- resume settings
+
+
+_MISSING = object()
+
+
+def _same(a: Any, b: Any, key: str, paths: frozenset[str]) -> bool:
+    if a == b:
+        return True
+    if key in paths and isinstance(a, str) and isinstance(b, str):
+        return os.path.realpath(a) == os.path.realpath(b)  # the same file, spelled differently
+    return False
+
+
+def config_changes(
+    saved: dict[str, Any], new: dict[str, Any], *, paths: Iterable[str] = (), prefix: str = ""
+) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, saved value, new value)`` for every setting that differs. Nested settings
+    are compared key by key; a key only one side has (another package version) is not compared."""
+    paths = frozenset(paths)
+    out: list[tuple[str, Any, Any]] = []
+    for key in saved:
+        if key not in new:
+            continue
+        a, b, name = saved[key], new[key], f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_changes(a, b, paths=paths, prefix=f"{name}.")
+        elif not _same(a, b, name, paths):
+            out.append((name, a, b))
+    return out
+
+
+def check_resume_config(
+    saved: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    allowed: Iterable[str],
+    paths: Iterable[str] = (),
+    where: str | Path = "",
+) -> list[str]:
+    """Refuse a resume whose settings differ from the checkpoint's in a way the resumed run cannot
+    honour (LR schedule, data order, model, seeds...): one ``ConfigError`` naming every such key.
+    ``allowed`` keys (and their sub-keys) may change; returns the ones that did. A checkpoint
+    without a saved config (an older format) is not checked."""
+    if not saved:
+        return []
+    allowed = tuple(allowed)
+
+    def ok(key: str) -> bool:
+        return any(key == a or key.startswith(f"{a}.") for a in allowed)
+
+    changes = config_changes(saved, new, paths=paths)
+    refused = [(k, a, b) for k, a, b in changes if not ok(k)]
+    if refused:
+        listed = ", ".join(f"{k} ({_show(a)} -> {_show(b)})" for k, a, b in refused)
+        src = f" (the checkpoint {where} was trained with the former)" if where else ""
+        raise ConfigError(f"--resume: cannot change {listed}{src}; allowed to change: {', '.join(allowed)}")
+    return [k for k, _, _ in changes]
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value
 
 
 # ---------------------------------------------------------------- trainer state
@@ -115,6 +234,13 @@ def read_trainer_state(ckpt: str | Path) -> TrainerState:
 # ---------------------------------------------------------------- log
 
 
+def _is_record(raw: bytes) -> bool:
+    try:
+        return isinstance(json.loads(raw), dict)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
 class RunLog:
     """``log.jsonl``: one JSON record per line, each with step, time (elapsed s), flops, tokens."""
 
@@ -123,26 +249,60 @@ class RunLog:
 
     def append(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        line = (json.dumps(record) + "\n").encode("utf-8")
+        try:
+            self._append(line)
+        except OSError as exc:  # a full disk: name the file (a write() error names none)
+            raise UserError(f"{self.path}: appending to the log failed ({_reason(exc)})") from None
+
+    def _append(self, line: bytes) -> None:
+        with self.path.open("a+b") as fh:
+            if fh.tell() > 0:  # a line cut short by a kill: never glue the next record onto it
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    fh.seek(0)
+                    data = fh.read()
+                    cut = data.rfind(b"\n") + 1
+                    if _is_record(data[cut:]):
+                        line = b"\n" + line  # only its newline was lost
+                    else:
+                        warn_once(f"{self.path}: dropped a partial last line (a write cut short)")
+                        fh.truncate(cut)
+            fh.write(line)
             fh.flush()
 
     def read(self) -> list[dict[str, Any]]:
-        """All records (blank lines skipped); [] when there is no log yet."""
+        """All records (blank lines skipped); [] when there is no log yet.
+
+        A last line without its newline that is not valid JSON was being written when the process
+        died: it is dropped with a warning (the checkpoint, not the log, is what a resume trusts).
+        Any other bad line is an error naming ``file:line``."""
         if not self.path.is_file():
             return []
+        try:
+            text = self.path.read_text(encoding="utf-8", errors="strict")
+        except UnicodeDecodeError:
+            text = self.path.read_bytes().decode("utf-8", errors="replace")
+        lines = text.splitlines()
         out = []
-        for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
+        for n, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                out.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError as exc:
+                if n == len(lines) and not text.endswith("\n"):
+                    warn_once(f"{self.path}:{n}: dropped a partial last line (a write cut short)")
+                    continue
                 raise CheckpointError(f"{self.path}:{n}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                raise CheckpointError(f"{self.path}:{n}: not a log record (a JSON object with an int 'step')")
+            out.append(record)
         return out
 
     def truncate(self, step: int) -> None:
-        """Drop records after ``step`` (a resumed run redoes them); all of them for step 0."""
+        """Drop records after ``step`` (a resumed run redoes them) and any partial last line;
+        all of them for step 0."""
         if not self.path.is_file():
             return
         kept = [r for r in self.read() if r["step"] <= step]
@@ -212,13 +372,19 @@ class SingleProcess:
 
 
 def _complete_steps(checkpoints_dir: Path) -> list[tuple[int, Path]]:
+    """``step-N`` folders that hold a trainer state; any other ``step-N`` entry is warned about
+    (once) and skipped, and never deleted: the trainer did not write it, or not all of it."""
     if not checkpoints_dir.is_dir():
         return []
     found = []
     for child in checkpoints_dir.iterdir():
         m = STEP_DIR.match(child.name)
-        if m and child.is_dir() and (child / TRAINER_STATE).is_file():
+        if not m:
+            continue
+        if child.is_dir() and (child / TRAINER_STATE).is_file():
             found.append((int(m.group(1)), child))
+        else:
+            warn_once(f"{child}: no {TRAINER_STATE}, not a complete checkpoint: skipped (never deleted)")
     return sorted(found)
 
 
@@ -258,7 +424,10 @@ class RunDir:
         import yaml
 
         text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
-        return atomic_write_text(self.config_path, text)
+        try:
+            return atomic_write_text(self.config_path, text)
+        except OSError as exc:
+            raise UserError(f"{self.config_path}: writing the config failed ({_reason(exc)})") from None
 
     def save_checkpoint(
         self,
@@ -277,51 +446,111 @@ class RunDir:
         The main process calls ``write_model(folder)`` and writes the trainer state, optimizer and
         scheduler (identical on every data-parallel rank) and ``extra_modules`` as
         ``<name>.safetensors``; then renames the folder into place (the previous checkpoint
-        stays until then) and, with ``keep_last``, deletes the oldest ``step-*`` siblings.
+        stays until then) and, with ``keep_last``, deletes the oldest complete checkpoints.
+        A write that fails (disk full, read-only) leaves no partial folder behind and raises a
+        one-line ``CheckpointError``.
         """
         dist = dist or SingleProcess()
         path = self.checkpoint_path(step)
         tmp = path.parent / f".{path.name}.tmp"
         if dist.is_main_process:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if tmp.exists():
-                shutil.rmtree(tmp)  # left over from a crash during an earlier save
-            tmp.mkdir()
-            write_model(tmp)
-            (tmp / TRAINER_STATE).write_text(
-                json.dumps(state.to_dict(), indent=2, sort_keys=True), encoding="utf-8"
-            )
-            if optimizer is not None:
-                torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
-            if scheduler is not None:
-                torch.save(scheduler.state_dict(), tmp / SCHEDULER_FILE)
-            for name, module in (extra_modules or {}).items():
-                _check_name(name)
-                save_module_safetensors(module, str(tmp / f"{name}.safetensors"))
+            with self._writing(tmp, path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if tmp.exists():
+                    shutil.rmtree(tmp)  # left over from a crash during an earlier save
+                tmp.mkdir()
+                write_model(tmp)
+                (tmp / TRAINER_STATE).write_text(
+                    json.dumps(state.to_dict(), indent=2, sort_keys=True), encoding="utf-8"
+                )
+                if optimizer is not None:
+                    torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+                if scheduler is not None:
+                    torch.save(scheduler.state_dict(), tmp / SCHEDULER_FILE)
+                for name, module in (extra_modules or {}).items():
+                    _check_name(name)
+                    save_module_safetensors(module, str(tmp / f"{name}.safetensors"))
         dist.wait_for_everyone()
-        torch.save(rng_state(), tmp / f"rng_state_{dist.process_index}.pt")
+        with self._writing(tmp, path):
+            torch.save(rng_state(), tmp / f"rng_state_{dist.process_index}.pt")
         dist.wait_for_everyone()
         if dist.is_main_process:
-            fsync_tree(tmp)
-            old = None
-            if path.exists():
-                old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-                os.rename(path, old)
-            os.rename(tmp, path)
-            fsync_dir(path.parent)
-            if old is not None:
-                shutil.rmtree(old)
+            with self._writing(tmp, path):
+                fsync_tree(tmp)
+                self._swap_in(tmp, path)
             if keep_last:
-                self.prune(keep_last)
+                self.prune(keep_last, below=step)
         dist.wait_for_everyone()
         return path
 
-    def prune(self, keep_last: int) -> list[Path]:
-        """Delete all but the newest ``keep_last`` complete checkpoints."""
+    def _swap_in(self, tmp: Path, path: Path) -> None:
+        """Rename the finished ``tmp`` to ``path``. A complete checkpoint already there (the same
+        step saved again) is replaced; anything else there is moved aside, never deleted."""
+        old = None
+        if path.exists() or path.is_symlink():
+            if path.is_dir() and (path / TRAINER_STATE).is_file():
+                old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+                os.rename(path, old)
+            else:
+                aside = path.with_name(f"{path.name}.kept-{uuid.uuid4().hex[:8]}")
+                os.rename(path, aside)
+                warnings.warn(
+                    f"{path}: was not a complete checkpoint; moved to {aside.name} before saving this step",
+                    RunWarning,
+                    stacklevel=3,
+                )
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            if old is not None:
+                os.rename(old, path)  # put the previous complete checkpoint back
+            raise
+        fsync_dir(path.parent)
+        if old is not None:
+            shutil.rmtree(old)
+
+    @contextlib.contextmanager
+    def _writing(self, tmp: Path, path: Path) -> Iterator[None]:
+        """A failed checkpoint write (disk full, read-only folder) removes the partial ``tmp``
+        folder and becomes a one-line ``CheckpointError``; earlier checkpoints are untouched."""
+        try:
+            yield
+        except Exception as exc:
+            failure = exc if isinstance(exc, OSError) else _probe(tmp.parent)  # torch.save: RuntimeError
+            reason = None if failure is None else _reason(failure)
+            shutil.rmtree(tmp, ignore_errors=True)
+            if reason is None:
+                raise  # not the disk: a real bug keeps its traceback
+            latest = self.latest()
+            kept = f"the latest checkpoint {latest.name} is intact" if latest else "no earlier checkpoint"
+            raise CheckpointError(
+                f"{path}: writing the checkpoint failed ({reason}); the partial folder was removed, "
+                f"{kept} and --resume continues from it"
+            ) from None
+
+    def prune(self, keep_last: int, below: int | None = None) -> list[Path]:
+        """Delete all but the newest ``keep_last`` complete checkpoints (only those with a trainer
+        state: a folder the trainer did not write is never deleted), none at or after step
+        ``below`` (the one just saved)."""
         doomed = [p for _, p in self.checkpoints()[:-keep_last]] if keep_last > 0 else []
+        if below is not None:
+            doomed = [p for p in doomed if int(STEP_DIR.match(p.name).group(1)) < below]
         for p in doomed:
             shutil.rmtree(p)
         return doomed
+
+    def check_writable(self) -> None:
+        """Before any compute: the run folder, its checkpoints folder and log can be written."""
+        ensure_writable(self.path)
+        ckpts = self.path / CHECKPOINTS_DIR
+        if ckpts.exists():
+            ensure_writable(ckpts)
+        if self.log.path.exists():
+            try:
+                with self.log.path.open("ab"):
+                    pass
+            except OSError as exc:
+                raise UserError(f"{self.log.path}: cannot be appended to ({_reason(exc)})") from None
 
 
 def _check_name(name: str) -> None:
@@ -440,8 +669,12 @@ __all__ = [
     "Distributed",
     "RunDir",
     "RunLog",
+    "RunWarning",
     "SingleProcess",
     "TrainerState",
+    "check_resume_config",
+    "config_changes",
+    "ensure_writable",
     "export_model",
     "lineage_flops",
     "lineage_gflops",

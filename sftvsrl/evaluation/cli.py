@@ -8,6 +8,7 @@ from typing import Any
 
 from sftvsrl.config import ConfigError, parse_override
 from sftvsrl.envs.tasks import tasks
+from sftvsrl.errors import UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from sftvsrl.evaluation.runner import evaluate, write_results
     from sftvsrl.models.loading import load_model
     from sftvsrl.rollout import HFRolloutEngine, make_envs
+    from sftvsrl.runs import ensure_writable
 
     if args.episodes <= 0:
         raise ConfigError("--episodes must be positive")
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--max-turns must be positive")
     env_kwargs = parse_env_kwargs(args.env_kwargs)
     make_envs(args.env, env_kwargs, 1, args.max_turns)[0].close()  # fail fast on a bad env/kwargs
+    ensure_writable(args.out)  # and on an output folder that cannot take the results
     pm = load_model(args.model, dtype=args.dtype, trainable=False)
     pm.model.eval()
     engine = HFRolloutEngine(pm, batch_size=args.num_envs)
@@ -83,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
             progress=lambda n: bar.advance(task, n),
         )
     summary["model"] = str(args.model)
-    out = write_results(args.out, records, summary)
+    try:
+        out = write_results(args.out, records, summary)
+    except OSError as exc:  # e.g. the disk filled during the episodes
+        raise UserError(f"{args.out}: writing the results failed ({exc.strerror or exc})") from None
     lo, hi = summary["ci95"]
     line = (
         f"{args.env} {env_kwargs}: success {summary['successes']}/{summary['episodes']} = "

@@ -172,11 +172,21 @@ def _load_folder(path: Path) -> PolicyModel:
             processor = None
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - safetensors/torch raise their own error types
+        _raise_for_bad_weights(path)  # a truncated weights file: name it
+        if not isinstance(exc, (OSError, ValueError, RuntimeError)):
+            raise
         raise ConfigError(f"{path}: cannot load the model/tokenizer files: {exc}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return PolicyModel(model=model, tokenizer=tokenizer, processor=processor, source=str(path))
+
+
+def _raise_for_bad_weights(path: Path) -> None:
+    """After a failed load: a ``CheckpointError`` naming the first corrupt ``*.safetensors``
+    file of ``path`` (a kill or a full disk while it was copied), if there is one."""
+    if any(path.glob("*.safetensors")):
+        runs.verify_weights(path)
 
 
 def language_model_prefix(model: torch.nn.Module) -> str:

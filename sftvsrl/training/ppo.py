@@ -51,7 +51,7 @@ from sftvsrl.rollout import (
     encode_prompt,
     make_envs,
 )
-from sftvsrl.runs import RunDir, TrainerState, lineage_flops
+from sftvsrl.runs import RunDir, TrainerState, check_resume_config, lineage_flops, read_trainer_state
 from sftvsrl.training.loop import PhaseTimer, Progress, TensorBoardMirror, cpu_only_launch, lr_multiplier
 from sftvsrl.training.rl_batch import Policy, Scores, answer_weights, collate, collate_prompts, weight_batch
 from sftvsrl.training.rl_math import (
@@ -252,6 +252,22 @@ def generate_seed(cfg: PPOConfig, update: int, t: int, *, rank: int) -> int:
     return (cfg.seed * 1_000_003 + update * 10_007 + t * 101 + rank) % 2**31
 
 
+# Settings a resume can take new values of: bookkeeping only, never the trained numbers.
+RESUMABLE = ("out_dir", "save_every", "keep_checkpoints", "tensorboard")
+
+
+def check_resume(cfg: PPOConfig, checkpoint: Path) -> None:
+    """Refuse a resume that changes the LR schedule, episodes, model or numerics of the run
+    (``updates`` sets the cosine schedule's length; with a constant LR it may change)."""
+    saved = read_trainer_state(checkpoint).config
+    allowed = list(RESUMABLE)
+    if saved.get("lr_schedule") == "constant" and not saved.get("warmup_fraction"):
+        allowed.append("updates")
+    check_resume_config(
+        saved, cfg.model_dump(mode="json"), allowed=allowed, paths=("init",), where=checkpoint
+    )
+
+
 def train(cfg: PPOConfig, resume: bool = False) -> Path:
     """Run PPO as configured; returns the output folder."""
     accelerator = Accelerator(cpu=cpu_only_launch())
@@ -264,6 +280,9 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
 
     run = RunDir(cfg.out_dir)
     resume_from = run.start(resume)  # refuses a fresh launch into a run before writing anything
+    if resume_from is not None:
+        check_resume(cfg, resume_from)
+    run.check_writable()  # a read-only output folder fails before any compute
     if main:
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(cfg)

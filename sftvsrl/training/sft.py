@@ -30,7 +30,7 @@ from sftvsrl.models.loading import (
     save_model,
     unwrap,
 )
-from sftvsrl.runs import RunDir, TrainerState, lineage_flops
+from sftvsrl.runs import RunDir, TrainerState, check_resume_config, lineage_flops, read_trainer_state
 from sftvsrl.training.loop import Progress, cpu_only_launch, lr_multiplier
 from sftvsrl.training.sft_data import SFTDataset, load_sft_jsonl
 
@@ -73,6 +73,22 @@ class SFTConfig(StrictModel):
         return self
 
 
+# Settings a resume can take new values of: bookkeeping only, never the trained numbers.
+RESUMABLE = ("out_dir", "save_every", "keep_last", "log_every", "eval_every", "data.eval", "progress")
+
+
+def check_resume(cfg: SFTConfig, checkpoint: Path) -> None:
+    """Refuse a resume that changes the LR schedule, data order, model or numerics of the run."""
+    saved = read_trainer_state(checkpoint).config
+    allowed = list(RESUMABLE)
+    if saved.get("min_lr_ratio") == 1.0 and cfg.min_lr_ratio == 1.0:
+        allowed += ["max_steps", "epochs"]  # a constant LR after warmup: the length may change
+    elif saved.get("max_steps") is not None and saved.get("max_steps") == cfg.max_steps:
+        allowed.append("epochs")  # max_steps replaces epochs
+    new = cfg.model_dump(mode="json")
+    check_resume_config(saved, new, allowed=allowed, paths=("model", "data.train"), where=checkpoint)
+
+
 def completion_nll(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Mean next-token NLL over labelled (completion + eos) positions, and their count."""
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "completion_mask")}
@@ -112,6 +128,9 @@ class SFTTrainer:
         self.eval_data = load_sft_jsonl(cfg.data.eval) if cfg.data.eval else None
 
         resume_from = self.run.start(resume)  # refuses before anything is written
+        if resume_from is not None:
+            check_resume(cfg, resume_from)
+        self.run.check_writable()  # a read-only or missing output folder fails before any compute
         if resume_from is not None:
             ck = load_checkpoint(resume_from, dtype=cfg.dtype, trainable=True)
             self.pm, state = ck.pm, ck.state

@@ -130,9 +130,16 @@ def test_resume_is_exact_and_logs_each_update_once(tmp_path, monkeypatch):
             "outcomes",
         ):
             assert a[key] == b[key], key
-    wa = load_file(full / "checkpoints/step-00000004/model.safetensors")
-    wb = load_file(Path(part.out_dir) / "checkpoints/step-00000004/model.safetensors")
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    timed = ("time", "rollout_tokens_per_s", "train_tokens_per_s")  # wall-clock figures
+
+    def untimed(records):
+        return [{k: v for k, v in r.items() if k not in timed and not k.startswith("time/")} for r in records]
+
+    assert untimed(read_log(full)) == untimed(log)  # every other field, bit for bit
+    for name in ("model", "value_head"):
+        wa = load_file(full / f"checkpoints/step-00000004/{name}.safetensors")
+        wb = load_file(Path(part.out_dir) / f"checkpoints/step-00000004/{name}.safetensors")
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def test_two_cpu_processes_with_gloo(tmp_path, torchrun):
@@ -264,3 +271,34 @@ def test_value_head_has_its_own_learning_rate(tmp_path):
     last_a = head_a["net.2.weight"].abs().max().item()
     last_b = head_b["net.2.weight"].abs().max().item()
     assert last_a == pytest.approx(1e-3, rel=1e-3) and last_b == pytest.approx(5e-2, rel=1e-3)
+
+
+def test_disk_full_at_a_checkpoint_then_resume_loses_nothing(tmp_path, monkeypatch):
+    """The disk fills while checkpoint 2 is written: a one-line CheckpointError, no partial
+    folder, checkpoint 1 intact; the resumed run then equals an uninterrupted one."""
+    import errno
+
+    from sftvsrl import runs
+    from sftvsrl.errors import CheckpointError
+
+    small = ["updates=2", "steps_per_env=1", "epochs=1", "kl_coef=0", "max_turns=1"]
+    full = train(cfg(tmp_path, "full", *small))
+    part = cfg(tmp_path, "part", *small)
+    save = runs.save_module_safetensors
+
+    def fills_at_step_2(module, filename):
+        if "step-00000002" in filename:
+            raise OSError(errno.ENOSPC, "No space left on device", filename)
+        save(module, filename)
+
+    monkeypatch.setattr(runs, "save_module_safetensors", fills_at_step_2)
+    with pytest.raises(CheckpointError, match="No space left on device.*step-00000001 is intact"):
+        train(part)
+    monkeypatch.undo()
+    assert sorted(p.name for p in (Path(part.out_dir) / "checkpoints").iterdir()) == ["step-00000001"]
+    train(part, resume=True)
+    assert [r["step"] for r in read_log(part.out_dir)] == [1, 2]
+    for name in ("model", "value_head"):
+        wa = load_file(full / f"checkpoints/step-00000002/{name}.safetensors")
+        wb = load_file(Path(part.out_dir) / f"checkpoints/step-00000002/{name}.safetensors")
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
