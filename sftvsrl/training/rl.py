@@ -89,18 +89,27 @@ class RLConfig(StrictModel):
 
     @model_validator(mode="after")
     def _groups_fit(self) -> RLConfig:
-        if self.algorithm == "grpo":
-            if self.group_size < 2:
-                raise ValueError(
-                    f"group_size={self.group_size}: GRPO needs group_size >= 2 (a group of one is its own "
-                    "baseline, so every advantage would be 0 and nothing would be learned)"
-                )
-            if self.num_envs % self.group_size:
-                raise ValueError(
-                    f"num_envs={self.num_envs} is not a multiple of group_size={self.group_size} "
-                    "(each process runs num_envs / group_size whole groups)"
-                )
+        problem = group_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def group_problem(cfg: RLConfig) -> str | None:
+    """Why a GRPO config cannot form its groups (None when it can, or for PPO)."""
+    if cfg.algorithm != "grpo":
+        return None
+    if cfg.group_size < 2:
+        return (
+            f"group_size={cfg.group_size}: GRPO needs group_size >= 2 (a group of one is its own "
+            "baseline, so every advantage would be 0 and nothing would be learned)"
+        )
+    if cfg.num_envs % cfg.group_size:
+        return (
+            f"num_envs={cfg.num_envs} is not a multiple of group_size={cfg.group_size} "
+            "(each process runs num_envs / group_size whole groups)"
+        )
+    return None
 
 
 def pool_seed(cfg: RLConfig, update: int, rank: int) -> int:
