@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -250,7 +251,9 @@ def train(cfg: RLConfig, resume: bool = False) -> Path:
                             stats.add(grad_norm=accelerator.clip_grad_norm_(params, cfg.max_grad_norm))
                         optimizer.step()
             lr = scheduler.get_last_lr()[0]  # the rate this update used
-            scheduler.step()
+            with warnings.catch_warnings():  # an update without signal steps the schedule alone
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+                scheduler.step()
 
             # ---- 5. counters, log, checkpoint ----
             local = [
