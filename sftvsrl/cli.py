@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("sftvsrl.data.cli", "write expert demonstrations as prompt/completion JSONL"),
     "play": ("sftvsrl.envs.play", "play an environment in the terminal"),
     "sft": ("sftvsrl.training.sft_cli", "supervised fine-tuning on expert data"),
-    "rl": ("sftvsrl.training.ppo_cli", "multi-turn PPO from a checkpoint"),
+    "rl": ("sftvsrl.training.ppo_cli", "multi-turn PPO or GRPO from a checkpoint"),
     "eval": ("sftvsrl.evaluation.cli", "evaluate a model on an environment"),
     "study": ("sftvsrl.study.cli", "run the SFT-vs-RL study end to end"),
     "export": ("sftvsrl.integrations.export", "write a task's episodes as a verl (parquet) or JSONL dataset"),

@@ -54,7 +54,9 @@ class EnvPool:
     ``episode_seeds`` lists the seed of every episode to run, in order; a free env takes the
     next one. With ``episode_seeds=None`` the pool runs forever (training): env ``e`` is
     seeded once with ``base_seed + e`` and later resets continue its own random stream.
-    Envs with no episode left drop out of :meth:`active`.
+    ``env_seeds`` instead gives each env its own list of episode seeds (GRPO: the envs of a
+    group share their seeds, so they replay the same hand). Envs with no episode left drop
+    out of :meth:`active`.
     """
 
     def __init__(
@@ -63,9 +65,15 @@ class EnvPool:
         *,
         episode_seeds: Sequence[int] | None = None,
         base_seed: int = 0,
+        env_seeds: Sequence[Sequence[int]] | None = None,
     ) -> None:
         self.envs = list(envs)
+        if episode_seeds is not None and env_seeds is not None:
+            raise ValueError("give episode_seeds or env_seeds, not both")
+        if env_seeds is not None and len(env_seeds) != len(self.envs):
+            raise ValueError(f"env_seeds has {len(env_seeds)} lists for {len(self.envs)} envs")
         self.episode_seeds = list(episode_seeds) if episode_seeds is not None else None
+        self.env_seeds = [list(s) for s in env_seeds] if env_seeds is not None else None
         self.base_seed = base_seed
         self.next_episode = 0
         self.obs: list[Any] = [None] * len(self.envs)
@@ -77,11 +85,16 @@ class EnvPool:
             self._start(e)
 
     def _start(self, e: int) -> None:
-        if self.episode_seeds is not None:
+        if self.env_seeds is not None:
+            if not self.env_seeds[e]:
+                self.episode[e] = None
+                return
+            seed: int | None = self.env_seeds[e].pop(0)
+        elif self.episode_seeds is not None:
             if self.next_episode >= len(self.episode_seeds):
                 self.episode[e] = None
                 return
-            seed: int | None = self.episode_seeds[self.next_episode]
+            seed = self.episode_seeds[self.next_episode]
         else:
             seed = None if self._seeded[e] else self.base_seed + e
             self._seeded[e] = True

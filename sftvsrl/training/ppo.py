@@ -30,18 +30,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object
-from pydantic import Field
 from torch import nn
 
-from sftvsrl.config import StrictModel
-from sftvsrl.envs.tasks import get_task
-from sftvsrl.flops import FlopsCounter
-from sftvsrl.models.loading import LoraSettings, autocast, load_checkpoint, load_model, save_model
+from sftvsrl.errors import ConfigError
+from sftvsrl.models.loading import autocast, save_model
 from sftvsrl.rollout import (
     EnvPool,
     Generation,
@@ -51,13 +47,24 @@ from sftvsrl.rollout import (
     encode_prompt,
     make_envs,
 )
-from sftvsrl.runs import RunDir, TrainerState, check_resume_config, lineage_flops, read_trainer_state
+from sftvsrl.runs import RunDir, TrainerState
 from sftvsrl.training.loop import PhaseTimer, Progress, TensorBoardMirror, cpu_only_launch, lr_multiplier
+from sftvsrl.training.rl import (
+    RLConfig,
+    check_resume,
+    fmt,
+    gather_update,
+    generate_seed,
+    load_policy,
+    load_reference,
+    per_s,
+    pool_seed,
+    start_counters,
+)
 from sftvsrl.training.rl_batch import Policy, Scores, answer_weights, collate, collate_prompts, weight_batch
 from sftvsrl.training.rl_math import (
     Means,
     compute_gae,
-    episode_metrics,
     explained_variance,
     kl_penalty,
     masked_mean,
@@ -67,59 +74,19 @@ from sftvsrl.training.rl_math import (
     value_loss,
 )
 
+__all__ = [
+    "PPOConfig",
+    "ActorCritic",
+    "ValueHead",
+    "collect_rollout",
+    "ppo_loss",
+    "pool_seed",
+    "generate_seed",
+    "train",
+]
 
-class PPOConfig(StrictModel):
-    """PPO settings (validated; every field can be overridden as ``key=value``)."""
 
-    init: str = Field("tiny-lm", description="SFT checkpoint folder (or tiny-lm / tiny-vlm)")
-    out_dir: str = "runs/rl"
-    env_id: str = Field(default_factory=lambda: get_task("GeneralPoints-L").env_id)
-    env_kwargs: dict[str, Any] = Field(default_factory=dict)
-    max_turns: int = Field(5, gt=0)
-    # rollout: each update runs num_envs environments for steps_per_env answers each
-    num_envs: int = Field(8, gt=0)
-    steps_per_env: int = Field(8, gt=0)
-    updates: int = Field(20, gt=0)
-    temperature: float = Field(0.2, gt=0)
-    max_new_tokens: int = Field(512, gt=0)
-    generation_batch_size: int = Field(64, gt=0)
-    # optimisation
-    epochs: int = Field(4, gt=0)
-    minibatch_size: int = Field(16, gt=0)
-    micro_batch_size: int = Field(16, gt=0)
-    lr: float = Field(1e-6, gt=0)
-    value_lr: float | None = Field(
-        None,
-        gt=0,
-        description="value head's learning rate (default: lr). The head starts at zero; at a policy-sized "
-        "lr it cannot reach returns of a few units within a short run, so its baseline stays useless",
-    )
-    lr_schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_fraction: float = Field(0.0, ge=0, lt=1)
-    min_lr_ratio: float = Field(0.0, ge=0, le=1)
-    weight_decay: float = Field(0.0, ge=0)
-    adam_eps: float = Field(1e-7, gt=0)
-    max_grad_norm: float | None = Field(1.0, gt=0)
-    # PPO
-    gamma: float = Field(0.9, ge=0, le=1)
-    lam: float = Field(0.95, ge=0, le=1)
-    clip: float = Field(0.1, gt=0)
-    value_clip: float | None = Field(None, gt=0)
-    vf_coef: float = Field(0.5, ge=0)
-    ent_coef: float = Field(0.0, ge=0)
-    kl_coef: float = Field(0.0, ge=0)
-    normalize_advantages: bool = True
-    thought_coef: float = Field(1.0, ge=0, le=1)
-    action_marker: str = "{"
-    value_head_inner: int | None = Field(None, gt=0)
-    # runtime
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    bf16: bool = Field(False, description="bf16 autocast (about 3x faster on CPU from ~10M params up)")
-    lora: LoraSettings | None = None
-    seed: int = 0
-    save_every: int = Field(1, gt=0)
-    keep_checkpoints: int = Field(2, gt=0)
-    tensorboard: bool = True
+PPOConfig = RLConfig  # the name the study and older code import; algorithm must be "ppo" here
 
 
 class ValueHead(nn.Module):
@@ -242,34 +209,10 @@ def ppo_loss(
     return loss, {"pg_loss": pg, "v_loss": vl, "entropy": ent, "kl_ref": kl, **diag}
 
 
-def pool_seed(cfg: PPOConfig, update: int, rank: int) -> int:
-    """Base seed of an update's episodes on one process (env ``e`` resets with it plus ``e``)."""
-    return (cfg.seed * 7919 + update * 104729 + rank * 15485863) % 2**31
-
-
-def generate_seed(cfg: PPOConfig, update: int, t: int, *, rank: int) -> int:
-    """Sampling seed of rollout iteration ``t`` of an update on one process."""
-    return (cfg.seed * 1_000_003 + update * 10_007 + t * 101 + rank) % 2**31
-
-
-# Settings a resume can take new values of: bookkeeping only, never the trained numbers.
-RESUMABLE = ("out_dir", "save_every", "keep_checkpoints", "tensorboard")
-
-
-def check_resume(cfg: PPOConfig, checkpoint: Path) -> None:
-    """Refuse a resume that changes the LR schedule, episodes, model or numerics of the run
-    (``updates`` sets the cosine schedule's length; with a constant LR it may change)."""
-    saved = read_trainer_state(checkpoint).config
-    allowed = list(RESUMABLE)
-    if saved.get("lr_schedule") == "constant" and not saved.get("warmup_fraction"):
-        allowed.append("updates")
-    check_resume_config(
-        saved, cfg.model_dump(mode="json"), allowed=allowed, paths=("init",), where=checkpoint
-    )
-
-
 def train(cfg: PPOConfig, resume: bool = False) -> Path:
     """Run PPO as configured; returns the output folder."""
+    if cfg.algorithm != "ppo":
+        raise ConfigError(f"algorithm={cfg.algorithm}: run it with sftvsrl.training.rl.train_rl")
     accelerator = Accelerator(cpu=cpu_only_launch())
     rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
 
@@ -289,14 +232,9 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
     torch.manual_seed(cfg.seed + rank)
 
     # ---- models: policy (from the SFT checkpoint), value head, optional frozen reference ----
-    ckpt = load_checkpoint(resume_from, dtype=cfg.dtype) if resume_from is not None else None
-    pm = ckpt.pm if ckpt is not None else load_model(cfg.init, dtype=cfg.dtype, lora=cfg.lora, seed=cfg.seed)
-    pm.model.train()
+    ckpt, pm = load_policy(cfg, resume_from)
     value_head = ValueHead(pm.model.get_input_embeddings().embedding_dim, cfg.value_head_inner)
-    ref_model = None
-    if cfg.kl_coef > 0:
-        ref_model = load_model(cfg.init, dtype=cfg.dtype, seed=cfg.seed, trainable=False).model.eval()
-        ref_model.requires_grad_(False)
+    ref_model = load_reference(cfg)
     policy_params = [p for p in pm.model.parameters() if p.requires_grad]
     params = policy_params + list(value_head.parameters())
     optimizer = torch.optim.AdamW(
@@ -322,18 +260,13 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
     reference = Policy(ref_model, pad_id, cfg.micro_batch_size) if ref_model is not None else None
 
     # ---- counters: FLOPs continue from the init checkpoint (D_init), or from the resumed one ----
+    start, elapsed_before, flops = start_counters(ckpt, cfg.init, pm.n_params)
     if ckpt is not None:
         ckpt.load_module("value_head", accelerator.unwrap_model(value_head))
         ckpt.load_optimizer(optimizer)
         ckpt.load_scheduler(scheduler)
         ckpt.restore_rng(rank)
-        start, elapsed_before = ckpt.state.step, ckpt.state.elapsed
-        flops = FlopsCounter.from_dict(ckpt.state.flops)
         accelerator.print(f"resumed from {ckpt.path} after update {start}")
-    else:
-        start, elapsed_before = 0, 0.0
-        init = lineage_flops(cfg.init)
-        flops = FlopsCounter.from_dict(init).next_stage(pm.n_params) if init else FlopsCounter(pm.n_params)
     if main:
         run.log.truncate(start)  # records after the checkpoint are redone below
     started = time.perf_counter()
@@ -415,13 +348,9 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
 
             # ---- 5. counters, log, checkpoint ----
             local = [float(ro.rewards.sum()), n, gen_tokens, buffer_tokens, trained_tokens]
-            totals = torch.tensor(local, dtype=torch.float64, device=accelerator.device)
-            totals = accelerator.reduce(totals, reduction="sum").tolist()
+            totals, outcomes, episodes = gather_update(accelerator, local, ro.outcomes, ro.episodes)
             flops.add_buffer_tokens(int(totals[3]))
             flops.add_train_tokens(int(totals[4]))
-            outcomes: Counter = Counter()
-            for part in gather_object([dict(ro.outcomes)]):
-                outcomes.update(part)
             seconds = timer.seconds()
             elapsed = elapsed_before + time.perf_counter() - started
             record = {
@@ -432,20 +361,20 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
                 "d_buffer": flops.d_buffer,
                 "processes": world,
                 "mean_reward": totals[0] / totals[1],
-                **episode_metrics([x for part in gather_object([ro.episodes]) for x in part]),
-                "outcomes": dict(sorted(outcomes.items())),
+                **episodes,
+                "outcomes": outcomes,
                 **stats.means(),
                 "explained_variance": explained_variance(values, returns),
                 "lr": scheduler.get_last_lr()[0],
-                "rollout_tokens_per_s": _per_s(totals[2], seconds["time/gen"], world),
-                "train_tokens_per_s": _per_s(totals[4], seconds["time/update_actor"], world),
+                "rollout_tokens_per_s": per_s(totals[2], seconds["time/gen"], world),
+                "train_tokens_per_s": per_s(totals[4], seconds["time/update_actor"], world),
                 **seconds,
             }
             if main:
                 run.log.append(record)
                 tensorboard.log(record)
             sr = record["success_rate"]
-            progress.update(update + 1, f"reward {record['mean_reward']:+.2f} success {_fmt(sr)}")
+            progress.update(update + 1, f"reward {record['mean_reward']:+.2f} success {fmt(sr)}")
             if (update + 1) % cfg.save_every == 0 or update + 1 == cfg.updates:
                 run.save_checkpoint(
                     update + 1,
@@ -463,11 +392,3 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
     for env in envs:
         env.close()
     return run.path
-
-
-def _per_s(tokens: float, seconds: float, world: int) -> float | None:
-    return tokens / seconds / world if seconds > 0 else None
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"

@@ -137,6 +137,15 @@ class Policy:
         return Scores(logp, (logp * w).sum(-1), mask, ent, last_prompt)
 
     @torch.no_grad()
+    def logprobs(self, gens: Sequence[Generation], weights: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Each answer's weighted log-prob (on the CPU): the old log-probs of a policy-only trainer."""
+        out = [torch.zeros(0)]
+        for part in self.chunks(len(gens)):
+            batch = collate(gens[part], self.pad_id)
+            out.append(self.forward(batch, weight_batch(weights[part], batch)).seq_logp.float().cpu())
+        return torch.cat(out)
+
+    @torch.no_grad()
     def token_logprobs(self, gens: Sequence[Generation]) -> list[torch.Tensor]:
         """Each answer's per-token log-probs (on the CPU), e.g. of a frozen KL reference."""
         out: list[torch.Tensor] = []

@@ -171,3 +171,18 @@ def episode_metrics(episodes: Sequence[tuple[bool, int, float]]) -> dict[str, fl
         "mean_turns": sum(k for _, k, _ in episodes) / n if n else None,
         "mean_return": sum(r for _, _, r in episodes) / n if n else None,
     }
+
+
+def group_advantages(returns: torch.Tensor, scale: str = "group", eps: float = 1e-6) -> torch.Tensor:
+    """GRPO advantages of ``[groups, G]`` episode returns: each return minus its group's mean,
+    divided by the group's (population) std with ``scale="group"`` or not with ``"none"``
+    (Dr. GRPO). A group whose returns are all equal gets exactly 0 (no signal, no gradient)."""
+    if returns.dim() != 2 or returns.shape[1] < 2:
+        raise ValueError(f"need [groups, G] returns with G >= 2, got shape {tuple(returns.shape)}")
+    if scale not in ("group", "none"):
+        raise ValueError(f"scale must be 'group' or 'none', got {scale!r}")
+    centered = returns - returns.mean(dim=1, keepdim=True)
+    std = centered.pow(2).mean(dim=1, keepdim=True).sqrt()
+    adv = centered / (std + eps) if scale == "group" else centered
+    equal = (returns == returns[:, :1]).all(dim=1, keepdim=True)  # exact, whatever the rounding of the mean
+    return torch.where(equal, torch.zeros_like(adv), adv)
