@@ -18,7 +18,6 @@ import gymnasium as gym
 from sftvsrl.evaluation.summary import answer_recognized, summarize
 from sftvsrl.rollout import EnvPool, RolloutEngine, Sampling, make_envs
 
-
 # Per-answer verdict flags an env may put in ``info``; each is kept in the turn record when
 # present (GeneralPoints: ``rule_following``; V-IRL: ``valid_action``) for the fine metrics.
 ANSWER_FLAGS = ("rule_following", "valid_action")
