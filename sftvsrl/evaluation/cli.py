@@ -107,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
         f"{args.env} {env_kwargs}: success {summary['successes']}/{summary['episodes']} = "
         f"{summary['success_rate']:.3f} (95% CI {lo:.3f}-{hi:.3f}), mean turns {summary['mean_turns']:.2f}"
     )
-    if summary.get("recognition_accuracy") is not None:
-        line += f", recognition {summary['recognition_accuracy']:.3f} (n={summary['recognition_n']})"
+    if "recognition_n" in summary:
+        acc = summary["recognition_accuracy"]
+        shown = "n/a" if acc is None else f"{acc:.3f}"
+        line += f", recognition {shown} (n={summary['recognition_n']})"
     for key in ("rule_following", "valid_action", "step_accuracy"):
         if summary.get(key) is not None:
             line += f", {key.replace('_', ' ')} {summary[key]:.3f} (n={summary[key + '_n']})"
