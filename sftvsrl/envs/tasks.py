@@ -54,7 +54,9 @@ class Task:
     expert: str | None = None  # "module:fn(info, rng) -> answer"; None: info["expert_answer"]
     wrong: str | None = None  # "module:factory(env_kwargs, vision) -> fn(info, rng) -> answer | None"
     row_extra: str | None = None  # "module:fn(info) -> dict": extra columns of a data row
-    metrics: str | None = None  # "module:fn(records) -> dict": task-specific summary metrics
+    # "module:fn(records) -> dict" (or several): the task's own summary metrics, e.g. the
+    # fine metrics of sftvsrl.evaluation.summary (rule following, valid action, ...)
+    metrics: str | tuple[str, ...] | None = None
     curve_metric: str | None = None  # summary key the study's curves record as recognition_acc
     commands: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # CLI -> (name, module)
     help: str = ""
@@ -80,7 +82,11 @@ class Task:
 
     def summary_metrics(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """The task's own metrics over evaluation records ({} when it declares none)."""
-        return resolve(self.metrics)(records) if self.metrics else {}
+        refs = (self.metrics,) if isinstance(self.metrics, str) else self.metrics or ()
+        out: dict[str, Any] = {}
+        for ref in refs:
+            out.update(resolve(ref)(records))
+        return out
 
     def register_env(self) -> None:
         """Register the gym id (the entry point is imported by gymnasium on ``gym.make``)."""
@@ -155,7 +161,11 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
 
 _GP = "sftvsrl.envs.generalpoints"
 _VIRL = "sftvsrl.envs.virl"
-_RECOGNITION = "sftvsrl.evaluation.summary:recognition_metrics"
+_SUMMARY = "sftvsrl.evaluation.summary"
+_RECOGNITION = f"{_SUMMARY}:recognition_metrics"
+_RULE_FOLLOWING = f"{_SUMMARY}:rule_following_metrics"  # the "number" field under the rule
+_VALID_ACTION = f"{_SUMMARY}:valid_action_metrics"  # the action is in the episode's space
+_STEP_ACCURACY = f"{_SUMMARY}:step_accuracy_metrics"  # right actions among the answers
 
 register_task(
     Task(
@@ -170,6 +180,7 @@ register_task(
         expert=f"{_GP}.answers:varied_expert",
         wrong=f"{_GP}.answers:make_wrong_fn",
         row_extra=f"{_GP}.answers:row_extra",
+        metrics=(_RULE_FOLLOWING,),
         commands={
             "data": ("generalpoints", "sftvsrl.data.generalpoints"),
             "play": ("generalpoints", f"{_GP}.play"),
@@ -194,7 +205,7 @@ register_task(
         expert=f"{_GP}.answers:varied_expert",
         wrong=f"{_GP}.answers:make_wrong_fn",
         row_extra=f"{_GP}.answers:row_extra",
-        metrics=_RECOGNITION,  # card recognition: did the answer name the cards shown?
+        metrics=(_RECOGNITION, _RULE_FOLLOWING),  # card recognition: were the cards shown named?
         curve_metric="recognition_accuracy",
         commands={
             "data": ("generalpoints", "sftvsrl.data.generalpoints"),
@@ -218,6 +229,7 @@ register_task(
         },
         wrong=f"{_VIRL}.answers:make_wrong_fn",
         row_extra=f"{_VIRL}.answers:row_extra",
+        metrics=(_VALID_ACTION, _STEP_ACCURACY),
         commands={"data": ("virl", "sftvsrl.data.virl"), "play": ("virl", f"{_VIRL}.play")},
         help="V-IRL: follow a route through a city's streets",
     )
@@ -237,7 +249,7 @@ register_task(
         },
         wrong=f"{_VIRL}.answers:make_wrong_fn",
         row_extra=f"{_VIRL}.answers:row_extra",
-        metrics=_RECOGNITION,  # landmark recognition (``landmark_error`` outcomes)
+        metrics=(_RECOGNITION, _VALID_ACTION, _STEP_ACCURACY),  # landmarks: ``landmark_error``
         commands={"data": ("virl", "sftvsrl.data.virl"), "play": ("virl", f"{_VIRL}.play")},
         help="V-IRL: follow a route through a city's streets",
     )

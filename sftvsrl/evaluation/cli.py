@@ -37,6 +37,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-envs", type=int, default=32, help="environments run at once" + d)
     p.add_argument("--max-new-tokens", type=int, default=128, help="answer length limit in tokens" + d)
     p.add_argument(
+        "--kl-base",
+        metavar="MODEL",
+        help="also report kl_to_base: mean per-token KL(MODEL || --model) on MODEL's answers "
+        "(sampled at temperature 1, seed --seed) to the first prompts of the evaluated split",
+    )
+    p.add_argument("--kl-prompts", type=int, default=16, help="prompts the KL is measured on" + d)
+    p.add_argument(
+        "--kl-max-new-tokens",
+        type=int,
+        default=None,
+        help="answer length of the KL samples (default: --max-new-tokens)",
+    )
+    p.add_argument(
         "--dtype", default="float32", choices=("float32", "bfloat16", "float16"), help="weights dtype" + d
     )
 
@@ -64,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--episodes must be positive")
     if args.max_turns <= 0:
         raise ConfigError("--max-turns must be positive")
+    kl_base = getattr(args, "kl_base", None)
+    if kl_base and args.kl_prompts <= 0:
+        raise ConfigError("--kl-prompts must be positive")
     env_kwargs = parse_env_kwargs(args.env_kwargs)
     make_envs(args.env, env_kwargs, 1, args.max_turns)[0].close()  # fail fast on a bad env/kwargs
     ensure_writable(args.out)  # and on an output folder that cannot take the results
@@ -86,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
             progress=lambda n: bar.advance(task, n),
         )
     summary["model"] = str(args.model)
+    if kl_base:
+        summary.update(kl_summary(args, pm, env_kwargs, "kl_to_base"))
     try:
         out = write_results(args.out, records, summary)
     except OSError as exc:  # e.g. the disk filled during the episodes
@@ -95,9 +113,39 @@ def run(args: argparse.Namespace) -> int:
         f"{args.env} {env_kwargs}: success {summary['successes']}/{summary['episodes']} = "
         f"{summary['success_rate']:.3f} (95% CI {lo:.3f}-{hi:.3f}), mean turns {summary['mean_turns']:.2f}"
     )
-    if summary.get("recognition_accuracy") is not None:
-        line += f", recognition {summary['recognition_accuracy']:.3f}"
+    if "recognition_n" in summary:
+        acc = summary["recognition_accuracy"]
+        shown = "n/a" if acc is None else f"{acc:.3f}"
+        line += f", recognition {shown} (n={summary['recognition_n']})"
+    for key in ("rule_following", "valid_action", "step_accuracy"):
+        if summary.get(key) is not None:
+            line += f", {key.replace('_', ' ')} {summary[key]:.3f} (n={summary[key + '_n']})"
+    if kl_base:
+        line += f", KL to base {summary['kl_to_base']:.4f} nats/token"
     print(line)
     print(json.dumps(summary["final_outcomes"]))
     print(f"wrote {out / 'episodes.jsonl'} and {out / 'summary.json'}")
     return 0
+
+
+def kl_summary(args: argparse.Namespace, pm: Any, env_kwargs: dict[str, Any], key: str) -> dict[str, Any]:
+    """``{key: mean per-token KL(--kl-base || model), key + "_cost": {...}}`` on the base's
+    answers to the first ``--kl-prompts`` prompts of the evaluated split."""
+    from sftvsrl.evaluation.kl import first_prompts, kl_to_reference
+    from sftvsrl.models.loading import load_model
+
+    base = load_model(args.kl_base, dtype=args.dtype, trainable=False)
+    prompts = first_prompts(args.env, env_kwargs, args.kl_prompts, args.seed)
+    max_new = args.kl_max_new_tokens or args.max_new_tokens
+    result = kl_to_reference(base, pm, prompts, n=args.kl_prompts, seed=args.seed, max_new_tokens=max_new)
+    cost = {
+        "reference": str(args.kl_base),
+        "prompts": result.prompts,
+        "tokens": result.tokens,
+        "seed": args.seed,
+        "temperature": 1.0,
+        "max_new_tokens": max_new,
+        "sample_time_s": result.sample_time_s,
+        "kl_time_s": result.time_s,
+    }
+    return {key: result.value, f"{key}_cost": cost}

@@ -18,6 +18,10 @@ import gymnasium as gym
 from sftvsrl.evaluation.summary import answer_recognized, summarize
 from sftvsrl.rollout import EnvPool, RolloutEngine, Sampling, make_envs
 
+# Per-answer verdict flags an env may put in ``info``; each is kept in the turn record when
+# present (GeneralPoints: ``rule_following``; V-IRL: ``valid_action``) for the fine metrics.
+ANSWER_FLAGS = ("rule_following", "valid_action")
+
 
 def observation_text(obs: Any) -> str:
     """The prompt text of an observation (-VL observations are ``{"text", "image"}``)."""
@@ -61,17 +65,17 @@ def evaluate(
                         "turns": [],
                     },
                 )
-                rec["turns"].append(
-                    {
-                        "prompt": observation_text(tr.observation),
-                        "answer": tr.answer,
-                        "reward": tr.reward,
-                        "outcome": str(tr.info.get("outcome", "")),
-                        "success": bool(tr.info.get("success", False)),
-                        "feedback": tr.info.get("feedback"),
-                        "recognized": answer_recognized(tr.info) if vision else tr.info.get("recognized"),
-                    }
-                )
+                turn = {
+                    "prompt": observation_text(tr.observation),
+                    "answer": tr.answer,
+                    "reward": tr.reward,
+                    "outcome": str(tr.info.get("outcome", "")),
+                    "success": bool(tr.info.get("success", False)),
+                    "feedback": tr.info.get("feedback"),
+                    "recognized": answer_recognized(tr.info) if vision else tr.info.get("recognized"),
+                }
+                turn.update({k: bool(tr.info[k]) for k in ANSWER_FLAGS if tr.info.get(k) is not None})
+                rec["turns"].append(turn)
                 if tr.done:
                     rec["success"] = rec["turns"][-1]["success"]
                     rec["final_outcome"] = rec["turns"][-1]["outcome"]

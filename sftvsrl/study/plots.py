@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sftvsrl.study.curves import METHODS, CurvePoint, series  # noqa: E402
+from sftvsrl.study.curves import METHODS, CurvePoint, present_metrics, present_splits, series  # noqa: E402
 
 METHOD_STYLE = {"SFT": {"color": "#d62728", "marker": "o"}, "RL": {"color": "#1f77b4", "marker": "s"}}
 SPLIT_TITLE = {
@@ -58,6 +58,104 @@ def plot_success_vs_gflops(
     if axes[0][0].get_legend_handles_labels()[0]:
         axes[0][0].legend(loc="best", frameon=False)
     fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# Fine-metric figures: SFT and RL differ in colour, line style and marker (hollow large
+# circles over small filled squares), so where the two lines coincide both stay visible.
+LINE_STYLE = {
+    "SFT": {"color": "#d62728", "marker": "o", "linestyle": "-", "markersize": 8, "markerfacecolor": "none"},
+    "RL": {"color": "#1f77b4", "marker": "s", "linestyle": "--", "markersize": 4},
+}
+METRIC_LABEL = {
+    "recognition_acc": "recognition\naccuracy (%)",
+    "rule_following": "rule following (%)",
+    "valid_action": "valid action (%)",
+    "step_accuracy": "per-step\naccuracy (%)",
+    "kl_to_base": "KL(base || ckpt)\n(nats/token)",
+    "kl_to_init": "KL(init || ckpt)\n(nats/token)",
+}
+_KL = ("kl_to_base", "kl_to_init")
+
+
+def plot_metrics_vs_gflops(
+    points: list[CurvePoint],
+    path: str | Path,
+    metrics: tuple[str, ...] | list[str] | None = None,
+    splits: tuple[str, ...] | list[str] | None = None,
+) -> Path:
+    """One figure row per metric, one column per (task variant, split): SFT and RL against
+    training GFLOPs with 95% Wilson bands. ``metrics``: names from ``present_metrics``
+    (default: all present) or ``share:<outcome>``; ``splits`` default to all present."""
+    metrics = tuple(metrics) if metrics else present_metrics(points)
+    splits = tuple(splits) if splits else present_splits(points)
+    panels = [
+        (column, split)
+        for column in sorted({p.column for p in points})
+        for split in splits
+        if any(p.column == column and p.split == split for p in points)
+    ]
+    if not panels or not metrics:
+        raise ValueError("no curve points or metrics to plot")
+    fig, axes = plt.subplots(
+        len(metrics), len(panels), figsize=(3.4 * len(panels) + 1.0, 2.6 * len(metrics) + 0.9), squeeze=False
+    )
+    ns: list[int] = []
+    for row, name in enumerate(metrics):
+        scale = 1.0 if name in _KL else 100.0
+        tops = []
+        for col, (column, split) in enumerate(panels):
+            ax = axes[row][col]
+            for method in METHODS:
+                line = [(p.gflops, m) for p in series(points, column, method, split) if (m := p.metric(name))]
+                if not line:
+                    continue
+                x = [g for g, _ in line]
+                ax.plot(x, [scale * m[0] for _, m in line], label=method, **LINE_STYLE[method])
+                banded = [(g, m) for g, m in line if m[1] is not None and m[2] is not None]
+                if banded:
+                    ax.fill_between(
+                        [g for g, _ in banded],
+                        [scale * m[1] for _, m in banded],
+                        [scale * m[2] for _, m in banded],
+                        color=LINE_STYLE[method]["color"],
+                        alpha=0.12,
+                        linewidth=0,
+                    )
+                ns += [m[3] for _, m in line if m[3]]
+                tops += [scale * (m[2] if m[2] is not None else m[0]) for _, m in line]
+            if not ax.lines:
+                ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes, color="0.5")
+            if row == 0:
+                ax.set_title(f"{column}\n{SPLIT_TITLE.get(split, split)}", fontsize=9)
+            if col == 0:
+                label = METRIC_LABEL.get(name, f"{name.removeprefix('share:')} answers (%)")
+                ax.set_ylabel(label)
+            if row == len(metrics) - 1:
+                ax.set_xlabel("training GFLOPs")
+            ax.grid(alpha=0.3)
+        top = max(tops, default=0.0)
+        for col in range(len(panels)):
+            if name in _KL:
+                axes[row][col].set_ylim(0.0, max(1.15 * top, 1e-3))
+            else:
+                axes[row][col].set_ylim(*((-2.0, 102.0) if top > 40 else (-0.5, max(10.0, 1.15 * top))))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if not handles:
+        handles, labels = next((ax.get_legend_handles_labels() for ax in axes.flat if ax.lines), ([], []))
+    if handles:
+        fig.legend(handles, labels, loc="upper right", frameon=False, ncol=2)
+    span = f"{min(ns)}-{max(ns)}" if ns and min(ns) != max(ns) else (str(ns[0]) if ns else "?")
+    fig.suptitle(
+        f"Bands: 95% Wilson intervals over the N answers of each point (N = {span}); KL rows: no band",
+        fontsize=9,
+        x=0.02,
+        ha="left",
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     path = Path(path)
     fig.savefig(path, dpi=120)
     plt.close(fig)
