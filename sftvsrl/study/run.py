@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sftvsrl.study.config import StudyConfig
 from sftvsrl.study.pipeline import Study
+from sftvsrl.study.report import rl_summary as _rl_summary  # noqa: F401  (the old name)
 from sftvsrl.study.tools import corpus_accuracy, no_gain, write_expert
 
 
