@@ -10,6 +10,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="study preset, e.g. configs/study/smoke.yaml")
     parser.add_argument("--out", required=True, help="output folder; re-running resumes it")
     parser.add_argument(
+        "--rerun-changed",
+        action="store_true",
+        help="redo the stages whose settings changed since the results in --out were made, and "
+        "the stages that read from them (default: stop with an error naming the changed keys)",
+    )
+    parser.add_argument(
         "overrides",
         nargs="*",
         metavar="key=value",
@@ -22,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
     from sftvsrl.study.run import run_study
 
     cfg = load_study_config(args.config, args.overrides)
-    command = "sftvsrl study " + " ".join([f"--config {args.config}", f"--out {args.out}", *args.overrides])
-    report = run_study(cfg, args.out, command=command)
+    flags = ["--rerun-changed"] if args.rerun_changed else []
+    command = "sftvsrl study " + " ".join(
+        [f"--config {args.config}", f"--out {args.out}", *flags, *args.overrides]
+    )
+    report = run_study(cfg, args.out, command=command, rerun_changed=args.rerun_changed)
     print(report, file=sys.stdout)
     return 0

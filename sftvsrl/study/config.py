@@ -1,8 +1,8 @@
 """The study's validated config (``configs/study/*.yaml``).
 
 The study controls what makes the comparison fair (one init checkpoint, matched compute,
-fixed eval sets); everything else about a trainer is passed through as ``sft``/``rl``
-overrides, validated against the trainers' own configs so a typo fails at load time.
+fixed eval sets); everything else about a trainer is set in the ``sft``/``rl`` sections,
+typed partial trainer configs (:mod:`sftvsrl.study.trainers`) checked at load time.
 """
 
 from __future__ import annotations
@@ -11,26 +11,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from sftvsrl.config import ConfigError, StrictModel, format_validation_error, load_config
+from sftvsrl.config import StrictModel, load_config
 from sftvsrl.envs.tasks import Task, get_task, tasks
 from sftvsrl.models.loading import LoraSettings
-
-# Keys the study sets itself; an override of them would break the study's bookkeeping.
-_SFT_OWNED = {
-    "model",
-    "data",
-    "out_dir",
-    "seed",
-    "save_every",
-    "keep_last",
-    "max_steps",
-    "epochs",
-    "progress",
-}
-_RL_OWNED = {"init", "out_dir", "env_id", "env_kwargs", "seed", "updates", "save_every", "keep_checkpoints"}
-
 
 # The study's task table is the task registry: a task variant's env id, training kwargs and
 # eval splits (``id_seen``, then the held-out ones) are declared once, in sftvsrl.envs.tasks.
@@ -53,12 +38,6 @@ class _Tasks(Mapping[str, Task]):
 TASKS: Mapping[str, Task] = _Tasks()
 
 
-def _check_overrides(kind: str, overrides: dict[str, Any], owned: set[str]) -> None:
-    clash = sorted(set(overrides) & owned)
-    if clash:
-        raise ValueError(f"{kind} overrides may not set {clash}: the study sets them itself")
-
-
 class CorpusStage(StrictModel):
     """Stage 0: pretrain a from-scratch tiny model on the generated corpus."""
 
@@ -67,12 +46,7 @@ class CorpusStage(StrictModel):
     mix: dict[str, float] | None = Field(None, description="weights of arith / cards / dirs")
     steps: int = Field(300, gt=0)
     probe_rows: int = Field(256, ge=0, description="fresh corpus rows to check the base model on (0: skip)")
-    sft: dict[str, Any] = Field(default_factory=dict, description="SFTConfig overrides (lr, batch_size, ...)")
-
-    @model_validator(mode="after")
-    def _check(self) -> CorpusStage:
-        _check_overrides("corpus.sft", self.sft, _SFT_OWNED)
-        return self
+    sft: dict[str, Any] = Field(default_factory=dict, description="SFTConfig settings (lr, batch_size, ...)")
 
 
 class InitStage(StrictModel):
@@ -88,11 +62,6 @@ class InitStage(StrictModel):
     patience: int | None = Field(3, gt=0, description="stop after this many validations without gain")
     sft: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _check(self) -> InitStage:
-        _check_overrides("init.sft", self.sft, _SFT_OWNED)
-        return self
-
 
 class ContinueStage(StrictModel):
     """Stage 2: from the one init checkpoint, SFT and RL to matched compute."""
@@ -104,13 +73,7 @@ class ContinueStage(StrictModel):
     )
     evals: int = Field(4, gt=0, description="evaluated checkpoints along each method (besides init)")
     sft: dict[str, Any] = Field(default_factory=dict)
-    rl: dict[str, Any] = Field(default_factory=dict, description="PPOConfig overrides")
-
-    @model_validator(mode="after")
-    def _check(self) -> ContinueStage:
-        _check_overrides("stage2.sft", self.sft, _SFT_OWNED)
-        _check_overrides("stage2.rl", self.rl, _RL_OWNED)
-        return self
+    rl: dict[str, Any] = Field(default_factory=dict, description="PPOConfig settings")
 
 
 class EvalSettings(StrictModel):
@@ -200,23 +163,11 @@ class StudyConfig(StrictModel):
 
 
 def check_trainer_overrides(cfg: StudyConfig) -> StudyConfig:
-    """Validate the ``sft``/``rl`` pass-through sections against the trainers' own configs,
-    so a typo fails before hours of earlier stages have run."""
-    from sftvsrl.training.ppo import PPOConfig
-    from sftvsrl.training.sft import SFTConfig
+    """Validate the ``sft``/``rl`` sections as the trainers' typed partial configs
+    (:mod:`sftvsrl.study.trainers`), so a typo fails before hours of earlier stages have run."""
+    from sftvsrl.study.trainers import check_sections
 
-    sections = [
-        ("corpus.sft", SFTConfig, {"data": {"train": "x"}, **cfg.corpus.sft}),
-        ("init.sft", SFTConfig, {"data": {"train": "x"}, **cfg.init.sft}),
-        ("stage2.sft", SFTConfig, {"data": {"train": "x"}, **cfg.stage2.sft}),
-        ("stage2.rl", PPOConfig, dict(cfg.stage2.rl)),
-    ]
-    for where, cls, data in sections:
-        try:
-            cls.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, where)) from None
-    return cfg
+    return check_sections(cfg)
 
 
 def load_study_config(path: str | Path | None, overrides: list[str] | None = None) -> StudyConfig:

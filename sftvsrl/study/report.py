@@ -113,3 +113,179 @@ def write_report(points: list[CurvePoint], meta: dict[str, Any], path: str | Pat
     tmp.write_text(build_report(points, meta), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+# ----------------------------------------------------------------------------- the study's outputs
+
+
+def pct(v: list[float]) -> str:
+    return f"{100 * v[0]:.1f} [{100 * v[1]:.1f}, {100 * v[2]:.1f}]"
+
+
+def rl_summary(rows: list[dict[str, Any]]) -> str:
+    """First and last fifth of the PPO updates: the training reward's trend, in numbers."""
+    k = max(1, len(rows) // 5)
+
+    def mean(part: list[dict[str, Any]], key: str) -> float:
+        values = [r[key] for r in part if r.get(key) is not None]
+        return sum(values) / len(values) if values else float("nan")
+
+    head, tail = rows[:k], rows[-k:]
+    return (
+        f"{len(rows)} updates. Mean reward per answer {mean(head, 'mean_reward'):.2f} over the first {k} "
+        f"-> {mean(tail, 'mean_reward'):.2f} over the last {k}; success of ended episodes "
+        f"{100 * mean(head, 'success_rate'):.1f}% -> {100 * mean(tail, 'success_rate'):.1f}%; explained "
+        f"variance of the value head in the last {k}: {mean(tail, 'explained_variance'):.2f}."
+    )
+
+
+def turns_of(results: dict[str, Any], task: str) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """The turns ablation of ``task`` by split ({} when it did not run)."""
+    res = results.get(f"{task}.turns")
+    return res.by_split if res is not None else {}
+
+
+def study_sections(results: dict[str, Any], tasks: list[str]) -> list[tuple[str, str]]:
+    """The report's sections on the stages, from their typed results."""
+    out = []
+    pre = results.get("pretrain")
+    if pre:
+        out.append(
+            (
+                "Stage 0: pretraining on the generated corpus",
+                f"{pre.rows} corpus rows, {pre.gflops:.3g} GFLOPs (not counted in the curves: it "
+                "stands in for the paper's pretraining). Base model: `base_model/`. Greedy exact-match "
+                "accuracy of the base model on fresh corpus draws (short expressions can repeat "
+                "training rows): "
+                + ", ".join(f"{k} {100 * v:.0f}%" for k, v in pre.probe_accuracy.items())
+                + ".",
+            )
+        )
+    for name in tasks:
+        init = results.get(f"{name}.init")
+        if init:
+            hist = ", ".join(f"step {h.step}: {100 * h.val_success:.1f}%" for h in init.history)
+            out.append(
+                (
+                    f"{name}: stage 1 (SFT init)",
+                    f"Validation ID success by checkpoint: {hist}. Selected step {init.step} "
+                    f"({init.select}; stopped early: {init.stopped_early}), "
+                    f"{init.gflops:.3g} GFLOPs = X at init (6N·D_init).",
+                )
+            )
+        sft, rl = results.get(f"{name}.sft"), results.get(f"{name}.rl")
+        if sft and rl:
+            out.append(
+                (
+                    f"{name}: stage 2 compute",
+                    f"RL: {rl.gflops:.3g} GFLOPs total; SFT: {sft.steps} steps for a stage-2 budget of "
+                    f"{sft.budget_gflops:.3g} GFLOPs, {sft.gflops:.3g} GFLOPs total.",
+                )
+            )
+        for split, by_model in turns_of(results, name).items():
+            turns = sorted({int(t) for by in by_model.values() for t in by})
+            lines = [
+                "| model | " + " | ".join(f"{t} turn{'s' if t > 1 else ''}" for t in turns) + " |",
+                "|---" * (len(turns) + 1) + "|",
+            ]
+            for label, by in by_model.items():
+                lines.append(f"| {label} | " + " | ".join(pct(by[str(t)]) for t in turns) + " |")
+            out.append(
+                (
+                    f"{name}: verification turns at evaluation ({SPLIT_NAMES.get(split, split)})",
+                    "\n".join(lines) + f"\n\n![turns](success_vs_turns_{name}_{split}.png)",
+                )
+            )
+        for label, title in (
+            ("rl_from_base", "RL from the base model (no SFT)"),
+            ("rl_from_overfit", "RL from an over-fitted SFT checkpoint"),
+        ):
+            res = results.get(f"{name}.{label}")
+            if res:
+                r = res.results
+                out.append(
+                    (
+                        f"{name}: {title}",
+                        "| | ID | OOD |\n|---|---|---|\n"
+                        f"| start | {pct(r['start.id'])} | {pct(r['start.ood'])} |\n"
+                        f"| after RL ({res.gflops:.3g} GFLOPs) | {pct(r['after_rl.id'])} | "
+                        f"{pct(r['after_rl.ood'])} |",
+                    )
+                )
+    return out
+
+
+def _versions() -> str:
+    import platform
+
+    import torch
+    import transformers
+
+    import sftvsrl
+
+    return (
+        f"python {platform.python_version()}, torch {torch.__version__}, transformers "
+        f"{transformers.__version__}, sftvsrl {getattr(sftvsrl, '__version__', '?')}, {platform.machine()}"
+    )
+
+
+def write_study_outputs(study: Any, points: list[CurvePoint]) -> Path:
+    """curves.csv, the figures, study_config.yaml and report.md of a finished ``study``
+    (a :class:`sftvsrl.study.pipeline.Study`); written only once every stage agrees."""
+    import yaml
+
+    from sftvsrl.atomic import atomic_write_text
+    from sftvsrl.study.curves import write_curves
+    from sftvsrl.study.plots import (
+        plot_recognition_vs_gflops,
+        plot_rl_training,
+        plot_success_vs_gflops,
+        plot_success_vs_turns,
+        read_ppo_log,
+    )
+    from sftvsrl.study.seeds import validation_seed
+
+    cfg, out = study.cfg, study.out
+    config_text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    atomic_write_text(out / "study_config.yaml", config_text)
+    write_curves(points, out / "curves.csv")
+    plot_success_vs_gflops(points, out / "success_vs_gflops.png", splits=present_splits(points))
+    if any(p.recognition_acc is not None for p in points):
+        plot_recognition_vs_gflops(points, out / "recognition_vs_gflops.png")
+    sections = study_sections(study.results, list(study.specs))
+    for name in study.specs:
+        rl_log = out / name / "stage2_rl" / "log.jsonl"
+        rows = read_ppo_log(rl_log) if rl_log.is_file() else []
+        if rows:
+            figure = plot_rl_training(rows, out / f"rl_training_{name}.png", f"{name}: PPO (stage 2)")
+            sections.append(
+                (f"{name}: PPO training", rl_summary(rows) + f"\n\n![PPO training]({figure.name})")
+            )
+        for split, by_model in turns_of(study.results, name).items():
+            data = {lab: {int(t): tuple(v) for t, v in d.items()} for lab, d in by_model.items()}
+            plot_success_vs_turns(
+                data, out / f"success_vs_turns_{name}_{split}.png", title=f"{name}, {split}"
+            )
+    if study.reused:
+        sections.append(
+            (
+                "Stages reused from an earlier attempt",
+                "These stages' results were made by an earlier run in this folder with the same "
+                "settings (their fingerprints match) and were not run again: "
+                + ", ".join(f"`{n}`" for n in study.reused)
+                + ".",
+            )
+        )
+    ev = cfg.eval
+    meta = {
+        "preset": cfg.preset,
+        "runtime_min": sum(r.get("stage_seconds", 0.0) for r in study.records.values()) / 60,
+        "seed": cfg.seed,
+        "command": study.command,
+        "versions": _versions(),
+        "seeds": f"training seed {cfg.seed}; eval episodes seeds {ev.seed}.."
+        f"{ev.seed + ev.episodes - 1}; validation from {validation_seed(ev.seed)}",
+        "config": config_text,
+        "extra_sections": sections,
+    }
+    return write_report(points, meta, out / "report.md")

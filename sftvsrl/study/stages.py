@@ -16,7 +16,6 @@ all its attempts (up to one heartbeat lost per interruption), not only of the la
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any
 
 from rich.console import Console
 
+from sftvsrl.atomic import atomic_write_text
 from sftvsrl.study.dist import Processes
 
 
@@ -47,6 +47,7 @@ class StageRunner:
         self.total = total
         self.index = 0
         self.started = time.time()
+        self.skipped: set[str] = set()  # stages whose stored result was reused
 
     def result_path(self, name: str) -> Path:
         return self.stage_dir / f"{name}.json"
@@ -64,18 +65,29 @@ class StageRunner:
     def done(self, name: str) -> bool:
         return self.result_path(name).is_file()
 
-    def run(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """Return the stored result of ``name`` or run ``fn`` and store what it returns."""
+    def stored(self, name: str) -> dict[str, Any] | None:
+        """The stored result of ``name`` (None when missing or unreadable)."""
+        try:
+            data = json.loads(self.result_path(name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def run(
+        self, name: str, fn: Callable[[], dict[str, Any]], fingerprint: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Return the stored result of ``name`` or run ``fn`` and store what it returns (with
+        ``fingerprint``, the settings it was made with; the caller compares them beforehand)."""
         self.index += 1
         label = f"[{self.index}/{self.total}]" if self.total else f"[{self.index}]"
         path = self.result_path(name)
         if path.is_file():
-            try:
-                result = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError:
+            result = self.stored(name)
+            if result is None:
                 self.console.print(f"{label} {name}: stored result is unreadable, running it again")
             else:
                 self.console.print(f"{label} {name}: done earlier, skipped")
+                self.skipped.add(name)
                 return result
         self.console.rule(f"{label} stage {name}")
         start, earlier = time.time(), self._earlier_seconds(name)
@@ -99,10 +111,10 @@ class StageRunner:
         result = {**(result or {}), "stage_seconds": round(earlier + time.time() - start, 2)}
         if earlier:
             result["attempts_seconds_before"] = round(earlier, 2)
+        if fingerprint is not None:
+            result["fingerprint"] = fingerprint
         if main:
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
-            tmp.replace(path)
+            atomic_write_text(path, json.dumps(result, indent=2))
             self._elapsed_path(name).unlink(missing_ok=True)
         if self.procs is not None:
             self.procs.wait()

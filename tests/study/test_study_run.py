@@ -184,19 +184,16 @@ def test_two_processes_train_together_and_evaluate_once(tmp_path, torchrun):
     assert not list(out.rglob(".*tmp*"))  # no half-written files left by racing writers
 
 
-def test_turns_results_are_read_apart_from_the_runners_own_keys(tmp_path):
+def test_turns_results_are_read_apart_from_the_runners_own_keys():
     """A turns stage re-run after an interruption carries `attempts_seconds_before` next to
-    `stage_seconds`; neither may be taken for a split."""
-    from sftvsrl.study.run import Study
+    `stage_seconds` in its file; neither may be taken for a split."""
+    from sftvsrl.study.report import study_sections, turns_of
+    from sftvsrl.study.results import TurnsResult
 
-    study = Study(load_study_config(SMOKE, ["ablations.turns=[1,2]"]), tmp_path)
     by_model = {"init": {"1": [0.1, 0.0, 0.3], "2": [0.2, 0.1, 0.4]}}
-    study.results["GeneralPoints-L.turns"] = {
-        "by_split": {"ood": by_model},
-        "stage_seconds": 12.0,
-        "attempts_seconds_before": 5.0,
-    }
-    assert study._turns("GeneralPoints-L") == {"ood": by_model}
-    titles = [title for title, _ in study._sections()]
+    record = {"by_split": {"ood": by_model}, "stage_seconds": 12.0, "attempts_seconds_before": 5.0}
+    results = {"GeneralPoints-L.turns": TurnsResult.from_dict(record)}
+    assert turns_of(results, "GeneralPoints-L") == {"ood": by_model}
+    titles = [title for title, _ in study_sections(results, ["GeneralPoints-L"])]
     assert titles == ["GeneralPoints-L: verification turns at evaluation (rule-OOD)"]
-    assert study._turns("VIRL-L") == {}
+    assert turns_of(results, "VIRL-L") == {}

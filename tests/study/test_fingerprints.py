@@ -1,0 +1,161 @@
+"""Stage fingerprints: a re-run with other settings never reuses results made with the old ones.
+
+The stages are replaced by instant fakes (same names, typed results, outputs on disk), so
+these tests check the bookkeeping, not the training."""
+
+from pathlib import Path
+
+import pytest
+
+from sftvsrl.study import pipeline
+from sftvsrl.study.config import load_study_config
+from sftvsrl.study.fingerprints import StudyChanged
+from sftvsrl.study.results import (
+    CurvesResult,
+    DataResult,
+    InitResult,
+    PretrainResult,
+    RLResult,
+    SFTResult,
+    Validation,
+)
+from sftvsrl.study.run import run_study
+
+SMOKE = Path(__file__).resolve().parents[2] / "configs" / "study" / "smoke.yaml"
+T = "GeneralPoints-L"
+ALL = ["pretrain", f"{T}.data", f"{T}.init", f"{T}.rl", f"{T}.sft", f"{T}.eval"]
+
+
+def _mark(path: Path, text: str = "x") -> str:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "made").write_text(text)
+    return str(path)
+
+
+@pytest.fixture
+def fake_stages(monkeypatch):
+    S = pipeline.Study
+
+    def pretrain(self):
+        return PretrainResult(_mark(self.out / "base_model", str(self.cfg.seed)), "ck", 1.0, 10, {})
+
+    def task_data(self, name, spec):
+        d = _mark(self.out / name / "data")
+        return DataResult(d, d, d)
+
+    def init_sft(self, name, spec, base, data):
+        ck = _mark(self.out / name / "stage1_init")
+        return InitResult(ck, 10, 2.0, [Validation(10, ck, 0.5, 2.0)], False, "val_success")
+
+    def stage2_rl(self, name, spec, init):
+        return RLResult(_mark(self.out / name / "stage2_rl"), "f", 3.0)
+
+    def stage2_sft(self, name, init, rl, data):
+        return SFTResult(_mark(self.out / name / "stage2_sft"), "f", 4, 1.0, 3.0)
+
+    def evaluate_curves(self, name, spec, init):
+        _mark(self.out / name / "evals" / "SFT", str(self.cfg.eval.episodes))
+        points = [
+            dict(
+                task="GeneralPoints",
+                variant="L",
+                method=m,
+                step=s,
+                gflops=g,
+                split=sp,
+                success_rate=0.5,
+                ci_low=0.2,
+                ci_high=0.8,
+                episodes=self.cfg.eval.episodes,
+            )
+            for m in ("SFT", "RL")
+            for s, g in ((0, 2.0), (1, 3.0))
+            for sp in ("id", "ood")
+        ]
+        return CurvesResult(points)
+
+    for fn in (pretrain, task_data, init_sft, stage2_rl, stage2_sft, evaluate_curves):
+        monkeypatch.setattr(S, fn.__name__, fn)
+
+
+def run(out, *overrides, rerun_changed=False):
+    ran = []
+    cfg = load_study_config(SMOKE, list(overrides))
+    report = run_study(cfg, out, after_stage=ran.append, rerun_changed=rerun_changed)
+    return report, ran
+
+
+def test_a_changed_seed_stops_with_one_line_naming_it(tmp_path, fake_stages):
+    run(tmp_path)
+    before = (tmp_path / "study_config.yaml").read_text()
+    with pytest.raises(StudyChanged) as err:
+        run(tmp_path, "seed=1")
+    msg = str(err.value)
+    assert "\n" not in msg and "seed 0 -> 1" in msg and "--rerun-changed" in msg and "--out" in msg
+    assert (tmp_path / "study_config.yaml").read_text() == before  # nothing rewritten
+
+
+def test_eval_episodes_names_only_the_evaluation_stages(tmp_path, fake_stages):
+    run(tmp_path)
+    with pytest.raises(StudyChanged) as err:
+        run(tmp_path, "eval.episodes=40")
+    msg = str(err.value)
+    assert "eval.episodes 12 -> 40 (GeneralPoints-L.eval)" in msg
+    for other in ("pretrain", ".data", ".init", ".rl,", ".sft"):
+        assert other not in msg
+
+
+def test_rerun_changed_redoes_the_changed_stage_and_those_after_it(tmp_path, fake_stages, capsys):
+    run(tmp_path)
+    old_eval = tmp_path / T / "evals" / "SFT"
+    report, ran = run(tmp_path, "eval.episodes=40", rerun_changed=True)
+    text = report.read_text()
+    assert "`pretrain`" in text and f"`{T}.init`" in text  # the report lists the reused stages
+    assert (old_eval / "made").read_text() == "40"
+    assert not list(old_eval.parent.glob("SFT.old-*"))  # old copy deleted once the study finished
+    assert "episodes: 40" in (tmp_path / "study_config.yaml").read_text()
+
+    _, ran = run(tmp_path, "seed=1", "eval.episodes=40", rerun_changed=True)
+    assert ran == ALL and (tmp_path / "base_model" / "made").read_text() == "1"  # redone from stage 0
+    assert not list(tmp_path.glob("base_model.old-*")) and not list((tmp_path / "stages").glob("*.old-*"))
+
+
+def test_only_the_changed_stages_run_again(tmp_path, fake_stages, monkeypatch):
+    run(tmp_path)
+    redone = []
+    orig = pipeline.StageRunner.run
+
+    def spy(self, name, fn, fingerprint=None):
+        if not self.done(name):
+            redone.append(name)
+        return orig(self, name, fn, fingerprint)
+
+    monkeypatch.setattr(pipeline.StageRunner, "run", spy)
+    run(tmp_path, "stage2.rl_updates=5", rerun_changed=True)
+    assert redone == [f"{T}.rl", f"{T}.sft", f"{T}.eval"]  # the RL stage and those reading it
+
+
+def test_settings_that_cannot_change_a_result_reuse_everything(tmp_path, fake_stages, monkeypatch, capsys):
+    run(tmp_path)
+    capsys.readouterr()
+    redone = []
+    orig = pipeline.StageRunner.run
+
+    def spy(self, name, fn, fingerprint=None):
+        if not self.done(name):
+            redone.append(name)
+        return orig(self, name, fn, fingerprint)
+
+    monkeypatch.setattr(pipeline.StageRunner, "run", spy)
+    run(tmp_path, "threads=2", "stage2.rl.tensorboard=true", "init.sft.progress=false", "dist_timeout_min=5")
+    assert redone == []
+    err = capsys.readouterr().err
+    assert "every stage was reused" in err and "report.md" in err and "0.0 min" not in err
+
+
+def test_the_study_may_not_set_owned_trainer_keys():
+    from sftvsrl.config import ConfigError
+
+    for override in ("init.sft.eval_every=3", "stage2.rl.save_every=2", "corpus.sft.log_every=5"):
+        with pytest.raises(ConfigError, match="the study sets them itself"):
+            load_study_config(SMOKE, [override])
