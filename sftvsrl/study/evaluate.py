@@ -49,21 +49,9 @@ def evaluate(
 def curve_point(
     spec: TaskSpec, method: str, step: int, gflops: float, split: str, s: dict[str, Any]
 ) -> CurvePoint:
-    """The one builder of a curve point from an evaluation summary."""
-    lo, hi = s["ci95"]
-    return CurvePoint(
-        task=spec.family,
-        variant=spec.variant,
-        method=method,
-        step=step,
-        gflops=gflops,
-        split=split,
-        success_rate=float(s["success_rate"]),
-        ci_low=float(lo),
-        ci_high=float(hi),
-        episodes=int(s["episodes"]),
-        recognition_acc=s.get(spec.curve_metric) if spec.curve_metric else None,
-    )
+    """The one builder of a curve point from an evaluation summary (success and every fine
+    metric the summary holds)."""
+    return CurvePoint.from_summary(spec, method, step, gflops, split, s)
 
 
 def rate(s: dict[str, Any]) -> list[float]:

@@ -189,8 +189,8 @@ def run_sft(sft: SFTConfig, on_checkpoint=None) -> Path:
 
 
 def train_rl(rl: PPOConfig, resume: bool) -> None:
-    """The one call of the RL trainer."""
-    from sftvsrl.training.ppo import train
+    """The one call of the RL trainer (PPO or GRPO, by ``stage2.rl.algorithm``)."""
+    from sftvsrl.training.rl import train_rl as train
 
     train(rl, resume=resume)
 
