@@ -280,6 +280,38 @@ class _SlotCache:
         return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
 
 
+def _layer_step(
+    layer: torch.nn.Module,
+    hidden: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    cache: _SlotCache,
+    index: int,
+    bias: torch.Tensor,
+) -> torch.Tensor:
+    """One token through a Llama decoder layer, with its own modules (LoRA included), in the
+    order of HF's ``LlamaDecoderLayer``. Attention is written out: for one query per row, two
+    batched matmuls beat SDPA's CPU flash kernel several times over."""
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    attn = layer.self_attn
+    batch = hidden.shape[0]
+    head_dim = attn.head_dim
+    x = layer.input_layernorm(hidden)
+    q = attn.q_proj(x).view(batch, 1, -1, head_dim).transpose(1, 2)
+    k = attn.k_proj(x).view(batch, 1, -1, head_dim).transpose(1, 2)
+    v = attn.v_proj(x).view(batch, 1, -1, head_dim).transpose(1, 2)
+    q, k = apply_rotary_pos_emb(q, k, cos, sin)
+    keys, values = cache.update(k, v, index)
+    kv_heads = keys.shape[1]
+    q = q.reshape(batch, kv_heads, -1, head_dim)  # query heads grouped by their key/value head
+    scores = torch.matmul(q, keys.transpose(2, 3)) * attn.scaling + bias
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    out = torch.matmul(probs, values).reshape(batch, 1, -1)
+    hidden = hidden + attn.o_proj(out)
+    return hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+
+
 class _DecodeLoop:
     """Prefill with the model's own forward (pixels included), then one token at a time
     through its decoder layers on a preallocated cache.
@@ -299,7 +331,6 @@ class _DecodeLoop:
         self.model = model
         self.lm, self.head = parts
         self.eos, self.pad_id, self.image_token, self.min_new = list(eos), pad_id, image_token, min_new
-        self.bool_mask = self.lm.config._attn_implementation == "sdpa"
 
     def run(
         self,
@@ -354,23 +385,15 @@ class _DecodeLoop:
             slot = width + step
             seen[:, slot] = True
             cache.pos = slot
-            attn = seen[:, None, None, : slot + 1]
-            if not self.bool_mask:
-                attn = torch.zeros(attn.shape, dtype=keys[0].dtype, device=device).masked_fill(
-                    ~attn, torch.finfo(keys[0].dtype).min
-                )
+            # Additive mask over the filled slots: 0 where a row sees a token, -inf on its pads.
+            bias = torch.zeros(batch, 1, 1, slot + 1, device=device).masked_fill_(
+                ~seen[:, None, None, : slot + 1], -float("inf")
+            )
             position_ids = next_pos + step
             hidden = self.lm.embed_tokens(token[:, None])
-            rope = self.lm.rotary_emb(hidden, position_ids=position_ids)
-            for layer in self.lm.layers[:n_layers]:
-                hidden = layer(
-                    hidden,
-                    attention_mask=attn,
-                    position_embeddings=rope,
-                    position_ids=position_ids,
-                    past_key_values=cache,
-                    use_cache=True,
-                )
+            cos, sin = self.lm.rotary_emb(hidden, position_ids=position_ids)
+            for i, layer in enumerate(self.lm.layers[:n_layers]):
+                hidden = _layer_step(layer, hidden, cos, sin, cache, i, bias)
             logits = self.head(self.lm.norm(hidden))[:, -1, :].float()
         return torch.stack(tokens, 1).tolist()
 
