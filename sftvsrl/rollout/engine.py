@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -280,8 +281,42 @@ class _SlotCache:
         return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
 
 
+class _Fused:
+    """One decoder layer's plain ``nn.Linear`` weights, prepared for a call: q/k/v and gate/up
+    concatenated (one token costs two matmuls there instead of five), and under autocast cast
+    once to the autocast dtype instead of once per op and step. Rebuilt per call, so they are
+    always the current weights; a projection that is not a plain ``nn.Linear`` (a LoRA layer)
+    keeps its own module."""
+
+    def __init__(self, layer: torch.nn.Module, dtype: torch.dtype | None) -> None:
+        attn, mlp = layer.self_attn, layer.mlp
+
+        def cast(t: torch.Tensor | None) -> torch.Tensor | None:
+            return t if t is None or dtype is None else t.to(dtype)
+
+        def plain(*mods: Any) -> bool:
+            return all(type(m) is torch.nn.Linear for m in mods) and len({m.bias is None for m in mods}) == 1
+
+        def joined(*mods: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
+            bias = None if mods[0].bias is None else torch.cat([m.bias for m in mods])
+            return cast(torch.cat([m.weight for m in mods])), cast(bias), [m.out_features for m in mods]
+
+        projs = (attn.q_proj, attn.k_proj, attn.v_proj)
+        self.qkv = joined(*projs) if plain(*projs) else None
+        gate, up = getattr(mlp, "gate_proj", None), getattr(mlp, "up_proj", None)
+        self.gate_up = joined(gate, up) if plain(gate, up) else None
+        self.o = joined(attn.o_proj) if plain(attn.o_proj) else None
+        down = getattr(mlp, "down_proj", None)
+        self.down = joined(down) if self.gate_up is not None and plain(down) else None
+
+
+def _linear(x: torch.Tensor, prepared: tuple | None, module: torch.nn.Module) -> torch.Tensor:
+    return module(x) if prepared is None else F.linear(x, prepared[0], prepared[1])
+
+
 def _layer_step(
     layer: torch.nn.Module,
+    fused: _Fused,
     hidden: torch.Tensor,
     cos: torch.Tensor,
     sin: torch.Tensor,
@@ -291,16 +326,21 @@ def _layer_step(
 ) -> torch.Tensor:
     """One token through a Llama decoder layer, with its own modules (LoRA included), in the
     order of HF's ``LlamaDecoderLayer``. Attention is written out: for one query per row, two
-    batched matmuls beat SDPA's CPU flash kernel several times over."""
+    batched matmuls beat SDPA's CPU flash kernel."""
     from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-    attn = layer.self_attn
+    attn, mlp = layer.self_attn, layer.mlp
     batch = hidden.shape[0]
     head_dim = attn.head_dim
     x = layer.input_layernorm(hidden)
-    q = attn.q_proj(x).view(batch, 1, -1, head_dim).transpose(1, 2)
-    k = attn.k_proj(x).view(batch, 1, -1, head_dim).transpose(1, 2)
-    v = attn.v_proj(x).view(batch, 1, -1, head_dim).transpose(1, 2)
+    if fused.qkv is not None:
+        w, b, sizes = fused.qkv
+        q, k, v = F.linear(x, w, b).split(sizes, dim=-1)
+    else:
+        q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
+    q = q.reshape(batch, 1, -1, head_dim).transpose(1, 2)
+    k = k.reshape(batch, 1, -1, head_dim).transpose(1, 2)
+    v = v.reshape(batch, 1, -1, head_dim).transpose(1, 2)
     q, k = apply_rotary_pos_emb(q, k, cos, sin)
     keys, values = cache.update(k, v, index)
     kv_heads = keys.shape[1]
@@ -308,8 +348,13 @@ def _layer_step(
     scores = torch.matmul(q, keys.transpose(2, 3)) * attn.scaling + bias
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
     out = torch.matmul(probs, values).reshape(batch, 1, -1)
-    hidden = hidden + attn.o_proj(out)
-    return hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+    hidden = hidden + _linear(out, fused.o, attn.o_proj)
+    x = layer.post_attention_layernorm(hidden)
+    if fused.gate_up is not None:
+        w, b, sizes = fused.gate_up
+        gate, up = F.linear(x, w, b).split(sizes, dim=-1)
+        return hidden + _linear(mlp.act_fn(gate) * up, fused.down, mlp.down_proj)
+    return hidden + mlp(x)
 
 
 class _DecodeLoop:
@@ -375,6 +420,8 @@ class _DecodeLoop:
         done = torch.zeros(batch, dtype=torch.bool, device=device)
         tokens = []
         n_layers = self.lm.config.num_hidden_layers
+        amp = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+        fused = [_Fused(layer, amp) for layer in self.lm.layers[:n_layers]]
         for step in range(max_new_tokens):
             token = self._pick(logits, step, temperature, do_sample, gen)
             token = torch.where(done, torch.full_like(token, self.pad_id), token)
@@ -393,7 +440,7 @@ class _DecodeLoop:
             hidden = self.lm.embed_tokens(token[:, None])
             cos, sin = self.lm.rotary_emb(hidden, position_ids=position_ids)
             for i, layer in enumerate(self.lm.layers[:n_layers]):
-                hidden = _layer_step(layer, hidden, cos, sin, cache, i, bias)
+                hidden = _layer_step(layer, fused[i], hidden, cos, sin, cache, i, bias)
             logits = self.head(self.lm.norm(hidden))[:, -1, :].float()
         return torch.stack(tokens, 1).tolist()
 
