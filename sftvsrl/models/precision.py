@@ -19,7 +19,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -133,11 +133,33 @@ def _write(path: Path, table: dict) -> None:
         pass
 
 
+def default_threads() -> int:
+    """The thread count ``threads: null`` keeps: torch's current count (its default, one per
+    core, or what ``OMP_NUM_THREADS``/an earlier ``torch.set_num_threads`` chose), capped at
+    this process's share of the cores when several processes of one launch share a machine
+    (``LOCAL_WORLD_SIZE``), so a launch never oversubscribes its own cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    return max(1, min(torch.get_num_threads(), cores // local))
+
+
 def resolve_threads(threads: int | None) -> int:
-    """Apply a config's ``threads``: a positive count is set as torch's intra-op thread count;
-    ``None`` keeps torch's default (``OMP_NUM_THREADS`` or one per core). Returns the count used."""
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1 or null, got {threads}")
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
+    """Apply a config's ``threads``: a positive count as given, ``None`` as
+    :func:`default_threads`. Returns the count now in use."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1 or null, got {threads}")
+    n = threads if threads is not None else default_threads()
+    if n != torch.get_num_threads():
+        torch.set_num_threads(n)
+    return n
+
+
+def apply_runtime(cfg: Any, pm: Any, device: torch.device | str) -> Any:
+    """At trainer start: apply ``cfg.threads`` and resolve ``cfg.bf16`` for this model's hidden
+    size. Returns a copy of the config whose ``bf16`` is a bool."""
+    resolve_threads(getattr(cfg, "threads", None))
+    hidden = pm.model.get_input_embeddings().embedding_dim
+    return cfg.model_copy(update={"bf16": resolve_bf16(cfg.bf16, hidden=hidden, device=device)})

@@ -41,6 +41,7 @@ from torch import nn
 from sftvsrl.config import StrictModel
 from sftvsrl.flops import FlopsCounter
 from sftvsrl.models.loading import LoraSettings, autocast, load_checkpoint, load_model, save_model
+from sftvsrl.models.precision import apply_runtime
 from sftvsrl.rollout import (
     EnvPool,
     Generation,
@@ -113,7 +114,8 @@ class PPOConfig(StrictModel):
     value_head_inner: int | None = Field(None, gt=0)
     # runtime
     dtype: Literal["float32", "bfloat16"] = "float32"
-    bf16: bool = Field(False, description="bf16 autocast (about 3x faster on CPU from ~10M params up)")
+    bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast; auto: measured once per CPU")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; null: torch's, capped per process")
     lora: LoraSettings | None = None
     seed: int = 0
     save_every: int = Field(1, gt=0)
@@ -271,6 +273,7 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
     # ---- models: policy (from the SFT checkpoint), value head, optional frozen reference ----
     ckpt = load_checkpoint(resume_from, dtype=cfg.dtype) if resume_from is not None else None
     pm = ckpt.pm if ckpt is not None else load_model(cfg.init, dtype=cfg.dtype, lora=cfg.lora, seed=cfg.seed)
+    cfg = apply_runtime(cfg, pm, accelerator.device)  # threads; bf16 auto -> bool (amp() reads it)
     pm.model.train()
     value_head = ValueHead(pm.model.get_input_embeddings().embedding_dim, cfg.value_head_inner)
     ref_model = None

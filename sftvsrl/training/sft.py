@@ -30,6 +30,7 @@ from sftvsrl.models.loading import (
     save_model,
     unwrap,
 )
+from sftvsrl.models.precision import apply_runtime
 from sftvsrl.runs import RunDir, TrainerState, lineage_flops
 from sftvsrl.training.loop import Progress, cpu_only_launch, lr_multiplier
 from sftvsrl.training.sft_data import SFTDataset, load_sft_jsonl
@@ -45,7 +46,8 @@ class SFTConfig(StrictModel):
 
     model: str = Field("tiny-lm", description="tiny-lm, tiny-vlm, an HF folder or a checkpoint folder")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    bf16: bool = Field(True, description="bf16 autocast (CPU and GPU)")
+    bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast; auto: measured once per CPU")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; null: torch's, capped per process")
     lora: LoraSettings | None = None
     data: SFTData
     out_dir: str = "runs/sft"
@@ -119,6 +121,7 @@ class SFTTrainer:
         else:
             ck, state = None, TrainerState(stage="sft", step=0)
             self.pm = self._initial_model()
+        self.cfg = cfg = apply_runtime(cfg, self.pm, self.acc.device)  # threads; bf16 auto -> bool
         self._check_data(self.train_data)
         self.world = self.acc.num_processes
         self.global_batch = cfg.batch_size * self.world * cfg.grad_accum
