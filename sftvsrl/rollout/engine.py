@@ -235,6 +235,7 @@ class HFRolloutEngine:
 
 BACKENDS = ("auto", "loop", "generate")
 LOOP_MODEL_TYPES = ("llama",)
+COMPACT_FRACTION = 8  # the loop drops ended rows once they are 1/8 of the batch (a copy of the cache)
 
 
 def decoder_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
@@ -364,7 +365,8 @@ class _DecodeLoop:
     Per step it does what HF ``generate`` does for these options, with the same inputs
     (positions from the attention mask, pads masked), so greedy answers are the same ids:
     suppress the image token, forbid eos before ``min_new_tokens``, argmax or sample from
-    ``softmax(logits / temperature)``. It stops as soon as every row has ended.
+    ``softmax(logits / temperature)``. Rows that ended leave the batch (once they are an
+    eighth of it), and the loop stops as soon as every row has ended.
     """
 
     def __init__(
@@ -418,22 +420,32 @@ class _DecodeLoop:
         eos = torch.tensor(self.eos, device=device)
         next_pos = pos[:, -1:] + 1
         done = torch.zeros(batch, dtype=torch.bool, device=device)
-        tokens = []
+        alive = list(range(batch))  # the caller's row of each row still computed
+        answers: list[list[int]] = [[] for _ in range(batch)]
         n_layers = self.lm.config.num_hidden_layers
         amp = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
         fused = [_Fused(layer, amp) for layer in self.lm.layers[:n_layers]]
         for step in range(max_new_tokens):
             token = self._pick(logits, step, temperature, do_sample, gen)
-            token = torch.where(done, torch.full_like(token, self.pad_id), token)
-            tokens.append(token)
+            for row, t, d in zip(alive, token.tolist(), done.tolist(), strict=True):
+                if not d:
+                    answers[row].append(t)
             done |= torch.isin(token, eos)
-            if step == max_new_tokens - 1 or bool(done.all()):
+            n_done = int(done.sum())
+            if step == max_new_tokens - 1 or n_done == len(alive):
                 break
+            if n_done * COMPACT_FRACTION >= len(alive):  # drop ended rows from the batch
+                keep = (~done).nonzero().squeeze(1)
+                alive = [alive[i] for i in keep.tolist()]
+                cache.keys = [k.index_select(0, keep) for k in cache.keys]
+                cache.values = [v.index_select(0, keep) for v in cache.values]
+                seen, next_pos, token = seen[keep], next_pos[keep], token[keep]
+                done = done[keep]
             slot = width + step
             seen[:, slot] = True
             cache.pos = slot
             # Additive mask over the filled slots: 0 where a row sees a token, -inf on its pads.
-            bias = torch.zeros(batch, 1, 1, slot + 1, device=device).masked_fill_(
+            bias = torch.zeros(len(alive), 1, 1, slot + 1, device=device).masked_fill_(
                 ~seen[:, None, None, : slot + 1], -float("inf")
             )
             position_ids = next_pos + step
@@ -442,7 +454,7 @@ class _DecodeLoop:
             for i, layer in enumerate(self.lm.layers[:n_layers]):
                 hidden = _layer_step(layer, fused[i], hidden, cos, sin, cache, i, bias)
             logits = self.head(self.lm.norm(hidden))[:, -1, :].float()
-        return torch.stack(tokens, 1).tolist()
+        return answers
 
     def _pick(
         self,

@@ -155,3 +155,20 @@ def test_empty_batch_and_zero_tokens(lm):
     assert engine.generate([], max_new_tokens=4, do_sample=False) == []
     out = engine.generate(PROMPTS[:2], max_new_tokens=0, do_sample=False)
     assert [g.answer_ids for g in out] == [[], []] and out[0].prompt_ids
+
+
+def test_rows_that_end_leave_the_batch_and_the_others_still_match_generate():
+    pm = load_model("tiny-lm")
+    eos = pm.tokenizer.eos_token_id
+    bias = torch.zeros(pm.model.config.vocab_size)
+    bias[eos] = 1.0  # tuned so that some rows end at once, some later, most never
+    prompts = PROMPTS + [p[::-1] for p in PROMPTS] + [p.upper() for p in PROMPTS]
+    handle = pm.model.lm_head.register_forward_hook(lambda m, i, o: o + bias)
+    try:
+        ref = greedy(pm, prompts, "generate")
+        out = greedy(pm, prompts, "loop")
+    finally:
+        handle.remove()
+    lengths = {len(g.answer_ids) for g in ref}
+    assert 1 in lengths and 24 in lengths and len(lengths) >= 3  # compaction happened mid-answer
+    assert [g.answer_ids for g in out] == [g.answer_ids for g in ref]
