@@ -4,7 +4,8 @@ On a GPU the answer is "bf16 when the GPU supports it". On a CPU it depends on t
 (AVX512-BF16/AMX make bf16 matmuls several times faster; without them bf16 is emulated and
 slower) and on the model's shapes, so :func:`resolve_bf16` measures: the model's own matmul
 shapes (a batch of tokens through hidden x hidden, hidden x 4*hidden and 4*hidden x hidden),
-for about 0.2 s in fp32 and 0.2 s under bf16 autocast, and picks bf16 when it is at least
+for about 0.2 s in fp32 and 0.2 s under bf16 autocast (alternating short rounds, best
+round of each), and picks bf16 when it is at least
 ``MARGIN`` faster. The decision and both rates are cached in ``$SFTVSRL_CACHE/precision.json``
 (default ``~/.cache/sftvsrl``), keyed by CPU model, torch version, hidden size and thread
 count, so later processes read it instead of measuring; a process measures at most once per
@@ -26,6 +27,7 @@ import torch
 Bf16Setting = bool | Literal["auto"]
 MARGIN = 1.05  # bf16 must beat fp32 by 5% to be chosen: a tie is not worth the precision
 MEASURE_SECONDS = 0.2
+ROUNDS = 4  # alternating fp32/bf16 rounds of the measurement
 TOKENS = 256  # rows per matmul: a training micro-batch or a rollout batch is of this order
 
 _decided: dict[str, bool] = {}
@@ -66,16 +68,20 @@ def measure_rates(hidden: int, device: str = "cpu", seconds: float = MEASURE_SEC
         u = torch.nn.functional.linear(h, ws[1])
         torch.nn.functional.linear(u, ws[2])
 
-    rates = []
-    for bf16 in (False, True):
-        with torch.no_grad(), torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
-            step()  # warm-up (kernel selection, allocation)
-            n, start = 0, time.perf_counter()
-            while n < 3 or time.perf_counter() - start < seconds:
-                step()
-                n += 1
-            rates.append(flops * n / (time.perf_counter() - start) / 1e9)
-    return rates[0], rates[1]
+    # Alternate fp32 and bf16 in short rounds and keep each one's best round: load from other
+    # processes then slows both alike instead of deciding the comparison.
+    best = [0.0, 0.0]
+    with torch.no_grad():
+        for _ in range(ROUNDS):
+            for i, bf16 in enumerate((False, True)):
+                with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
+                    step()  # warm-up (kernel selection, allocation)
+                    n, start = 0, time.perf_counter()
+                    while n < 2 or time.perf_counter() - start < seconds / ROUNDS:
+                        step()
+                        n += 1
+                    best[i] = max(best[i], flops * n / (time.perf_counter() - start) / 1e9)
+    return best[0], best[1]
 
 
 def resolve_bf16(setting: Bf16Setting, *, hidden: int, device: torch.device | str = "cpu") -> bool:
