@@ -315,6 +315,13 @@ def _linear(x: torch.Tensor, prepared: tuple | None, module: torch.nn.Module) ->
     return module(x) if prepared is None else F.linear(x, prepared[0], prepared[1])
 
 
+def _rms_norm(norm: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """HF's ``LlamaRMSNorm`` as torch's one fused op (fp32 in, fp32 out, as in the residual stream)."""
+    if type(norm).__name__ == "LlamaRMSNorm" and x.dtype == torch.float32 and norm.weight.dtype == x.dtype:
+        return F.rms_norm(x, (x.shape[-1],), norm.weight, norm.variance_epsilon)
+    return norm(x)
+
+
 def _layer_step(
     layer: torch.nn.Module,
     fused: _Fused,
@@ -328,12 +335,10 @@ def _layer_step(
     """One token through a Llama decoder layer, with its own modules (LoRA included), in the
     order of HF's ``LlamaDecoderLayer``. Attention is written out: for one query per row, two
     batched matmuls beat SDPA's CPU flash kernel."""
-    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-
     attn, mlp = layer.self_attn, layer.mlp
     batch = hidden.shape[0]
     head_dim = attn.head_dim
-    x = layer.input_layernorm(hidden)
+    x = _rms_norm(layer.input_layernorm, hidden)
     if fused.qkv is not None:
         w, b, sizes = fused.qkv
         q, k, v = F.linear(x, w, b).split(sizes, dim=-1)
@@ -342,7 +347,11 @@ def _layer_step(
     q = q.reshape(batch, 1, -1, head_dim).transpose(1, 2)
     k = k.reshape(batch, 1, -1, head_dim).transpose(1, 2)
     v = v.reshape(batch, 1, -1, head_dim).transpose(1, 2)
-    q, k = apply_rotary_pos_emb(q, k, cos, sin)
+    # HF's q * cos + rotate_half(q) * sin, with sin's first half negated by the caller so that
+    # rotate_half is one roll (-a * b == a * -b exactly, so the values are the same).
+    half = head_dim // 2
+    q = q * cos + q.roll(half, -1) * sin
+    k = k * cos + k.roll(half, -1) * sin
     keys, values = cache.update(k, v, index)
     kv_heads = keys.shape[1]
     q = q.reshape(batch, kv_heads, -1, head_dim)  # query heads grouped by their key/value head
@@ -350,7 +359,7 @@ def _layer_step(
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
     out = torch.matmul(probs, values).reshape(batch, 1, -1)
     hidden = hidden + _linear(out, fused.o, attn.o_proj)
-    x = layer.post_attention_layernorm(hidden)
+    x = _rms_norm(layer.post_attention_layernorm, hidden)
     if fused.gate_up is not None:
         w, b, sizes = fused.gate_up
         gate, up = F.linear(x, w, b).split(sizes, dim=-1)
@@ -425,6 +434,14 @@ class _DecodeLoop:
         n_layers = self.lm.config.num_hidden_layers
         amp = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
         fused = [_Fused(layer, amp) for layer in self.lm.layers[:n_layers]]
+        # cos/sin for every position this call reaches, computed once (elementwise, so the same
+        # values as per step); sin's first half negated so that rotate_half is one roll.
+        positions = torch.arange(int(next_pos.max()) + max_new_tokens, device=device)[None]
+        cos_table, sin_table = self.lm.rotary_emb(
+            self.lm.embed_tokens.weight[:1, None], position_ids=positions
+        )
+        cos_table, sin_table = cos_table[0], sin_table[0].clone()
+        sin_table[:, : sin_table.shape[-1] // 2].neg_()
         for step in range(max_new_tokens):
             token = self._pick(logits, step, temperature, do_sample, gen)
             for row, t, d in zip(alive, token.tolist(), done.tolist(), strict=True):
@@ -450,7 +467,7 @@ class _DecodeLoop:
             )
             position_ids = next_pos + step
             hidden = self.lm.embed_tokens(token[:, None])
-            cos, sin = self.lm.rotary_emb(hidden, position_ids=position_ids)
+            cos, sin = cos_table[position_ids][:, None], sin_table[position_ids][:, None]
             for i, layer in enumerate(self.lm.layers[:n_layers]):
                 hidden = _layer_step(layer, fused[i], hidden, cos, sin, cache, i, bias)
             logits = self.head(self.lm.norm(hidden))[:, -1, :].float()
