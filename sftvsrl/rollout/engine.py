@@ -3,8 +3,12 @@
 ``RolloutEngine`` is the one thing a faster backend has to implement: given a batch of
 observations (prompt text, or ``{"text", "image"}`` for -VL), return one :class:`Generation`
 per observation with the exact prompt and answer token ids, because PPO recomputes
-log-probs on those ids. :class:`HFRolloutEngine` (Hugging Face ``generate``) is the default
-and runs everywhere. A vLLM engine would implement the same method on GPUs: build the chat
+log-probs on those ids. :class:`HFRolloutEngine` is the default and runs everywhere: for
+Llama-family models (tiny-lm, tiny-vlm, SmolLM, with or without LoRA) it prefills with the
+model's own forward and then decodes one token per step through the model's own layers on a
+preallocated KV cache (no per-step concatenation, masks or logits processors), groups
+prompts by length, drops rows that ended and stops when all have; other models run HF
+``generate``. Greedy answers are the same token ids as HF ``generate``'s. A vLLM engine would implement the same method on GPUs: build the chat
 prompts with the same tokenizer/chat template (pass the ``prompt_token_ids`` so both sides
 agree on tokens), sample with ``SamplingParams(temperature, max_tokens, seed)``, return the
 output ``token_ids`` as ``answer_ids``, and load the policy's current weights before each
