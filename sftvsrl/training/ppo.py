@@ -115,7 +115,7 @@ class PPOConfig(StrictModel):
     # runtime
     dtype: Literal["float32", "bfloat16"] = "float32"
     bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast; auto: measured once per CPU")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads; null: torch's, capped per process")
+    threads: int | None = Field(None, ge=1, description="torch threads; null: capped torch default")
     lora: LoraSettings | None = None
     seed: int = 0
     save_every: int = Field(1, gt=0)

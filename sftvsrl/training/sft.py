@@ -47,7 +47,7 @@ class SFTConfig(StrictModel):
     model: str = Field("tiny-lm", description="tiny-lm, tiny-vlm, an HF folder or a checkpoint folder")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast; auto: measured once per CPU")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads; null: torch's, capped per process")
+    threads: int | None = Field(None, ge=1, description="torch threads; null: capped torch default")
     lora: LoraSettings | None = None
     data: SFTData
     out_dir: str = "runs/sft"
