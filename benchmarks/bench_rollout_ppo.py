@@ -1,13 +1,14 @@
 """Rollout and PPO-update throughput of the tiny model, against plain HF ``generate`` at batch 1.
 
     PYTHONPATH=. python benchmarks/bench_rollout_ppo.py [--model tiny-lm] [--batch 32]
-        [--prompts 32] [--new-tokens 64] [--threads N]
+        [--prompts 32] [--new-tokens 64] [--threads 1] [--repeats 2]
 
 Prints generated tokens/s for (a) a baseline loop of ``model.generate`` on one prompt at a
 time and (b) the batched :class:`HFRolloutEngine` over the same prompts, their ratio, and the
 PPO update throughput (forward + backward over prompt+answer tokens, with the value head and
 the losses, in micro-batches). Prompts are GeneralPoints-L compact prompts of fixed seeds.
-Run it alone on the machine: timings collapse when other jobs share the cores.
+Baseline and engine alternate ``--repeats`` times and the medians are compared, so load from
+other processes hits both alike; everything runs in fp32.
 """
 
 from __future__ import annotations
@@ -26,10 +27,16 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--micro-batch", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    import statistics
+    import warnings
+
+    from sftvsrl.models.precision import cpu_model
+
+    warnings.filterwarnings("ignore", message=".*length constraints.*")
 
     from sftvsrl.models.loading import load_model
     from sftvsrl.rollout import HFRolloutEngine, make_envs
@@ -47,15 +54,17 @@ def main() -> None:
     pm.model.generation_config.min_new_tokens = args.new_tokens
 
     engine.generate(prompts[:2], seed=0, **gen_kw)  # warm-up
-    t = time.perf_counter()
-    n_base = 0
-    for i, p in enumerate(prompts):
-        n_base += plain_generate(pm, p, i, args.new_tokens)
-    base_s = time.perf_counter() - t
-
-    t = time.perf_counter()
-    gens = engine.generate(prompts, seed=1, **gen_kw)
-    batch_s = time.perf_counter() - t
+    base_t, batch_t = [], []
+    for rep in range(args.repeats):
+        t = time.perf_counter()
+        n_base = 0
+        for i, p in enumerate(prompts):
+            n_base += plain_generate(pm, p, i, args.new_tokens)
+        base_t.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        gens = engine.generate(prompts, seed=1 + rep, **gen_kw)
+        batch_t.append(time.perf_counter() - t)
+    base_s, batch_s = statistics.median(base_t), statistics.median(batch_t)
     n_batch = sum(len(g.answer_ids) for g in gens)
 
     head = ValueHead(pm.model.get_input_embeddings().embedding_dim)
@@ -78,7 +87,8 @@ def main() -> None:
 
     print(
         f"model {args.model} ({pm.n_params / 1e6:.2f}M params), {args.prompts} prompts, "
-        f"{args.new_tokens} new tokens, torch threads {torch.get_num_threads()}"
+        f"{args.new_tokens} new tokens; CPU {cpu_model()}, torch threads {torch.get_num_threads()}, fp32, "
+        f"rollout times: median of {args.repeats} alternating repeats"
     )
     print(f"{'':34s}{'tokens':>8s}{'seconds':>9s}{'tokens/s':>10s}")
     print(f"{'HF generate, batch 1 (baseline)':34s}{n_base:8d}{base_s:9.2f}{n_base / base_s:10.1f}")

@@ -5,6 +5,11 @@ nominal datasheet peak means little on a shared or throttled CPU). Runs the real
 (``SFTTrainer``: encoding, forward, backward, AdamW) on GeneralPoints-shaped rows.
 
     PYTHONPATH=. python benchmarks/bench_sft.py [--model tiny-lm] [--steps 30] [--batch-size 32]
+        [--repeats 2] [--threads 1]
+
+fp32 and bf16 runs alternate (fp32, bf16, fp32, bf16, ...) ``--repeats`` times and the medians
+are compared, so load from other processes hits both alike. The CPU model, torch threads and
+dtype are printed beside every number.
 
 Run it alone on an idle machine: timings collapse when other heavy processes share the cores,
 and an MFU above 100% means the peak was measured while something else used the CPU.
@@ -39,13 +44,16 @@ def write_rows(path: Path, n: int, seed: int = 0) -> None:
             fh.write(json.dumps(row) + "\n")
 
 
-def run(model: str, data: Path, out: Path, bf16: bool, steps: int, batch_size: int, warmup: int) -> dict:
+def run(
+    model: str, data: Path, out: Path, bf16: bool, steps: int, batch_size: int, warmup: int, threads: int
+) -> dict:
     cfg = SFTConfig.model_validate(
         {
             "model": model,
             "data": {"train": str(data)},
             "out_dir": str(out),
             "bf16": bf16,
+            "threads": threads,
             "batch_size": batch_size,
             "max_steps": steps,
             "save_every": 10**9,
@@ -74,27 +82,51 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5, help="steps left out of the timing")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=2, help="alternating fp32/bf16 runs of each")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    import statistics
+
+    import torch
+
+    from sftvsrl.models.precision import cpu_model
+
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "rows.jsonl"
         write_rows(data, args.batch_size * (args.steps + 1))
         peaks = {d: measure_matmul_peak(d, seconds=1.0) for d in ("float32", "bfloat16")}
+        runs: dict[str, list[dict]] = {"fp32": [], "bf16 autocast": []}
+        for rep in range(args.repeats):
+            for name, bf16 in (("fp32", False), ("bf16 autocast", True)):
+                out = Path(tmp) / f"{name.split()[0]}_{rep}"
+                runs[name].append(
+                    run(args.model, data, out, bf16, args.steps, args.batch_size, args.warmup, args.threads)
+                )
         results = {}
-        for name, bf16 in (("fp32", False), ("bf16 autocast", True)):
-            out = Path(tmp) / name.split()[0]
-            results[name] = run(args.model, data, out, bf16, args.steps, args.batch_size, args.warmup)
+        for name, rs in runs.items():
+            results[name] = dict(rs[0])
+            for key in ("tokens_per_s", "flops_per_s"):
+                results[name][key] = statistics.median(r[key] for r in rs)
+            results[name]["runs"] = [r["tokens_per_s"] for r in rs]
         # the peak is a maximum: measure again after the runs and keep the better reading
         peaks = {d: max(p, measure_matmul_peak(d, seconds=1.0)) for d, p in peaks.items()}
     for name, r in results.items():
         r["mfu"] = r["flops_per_s"] / peaks["bfloat16" if name.startswith("bf16") else "float32"]
     n = results["fp32"]["n_params"]
-    print(f"model {args.model}: {n / 1e6:.2f}M params, batch {args.batch_size}, {args.steps} steps")
+    print(
+        f"model {args.model}: {n / 1e6:.2f}M params, batch {args.batch_size}, {args.steps} steps; "
+        f"CPU {cpu_model()}, torch threads {torch.get_num_threads()}, median of {args.repeats} alternating runs"
+    )
     print(
         f"matmul peak: fp32 {peaks['float32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bfloat16'] / 1e9:.1f} GFLOP/s"
     )
-    print(f"{'mode':<15}{'tokens/s':>12}{'GFLOP/s':>10}{'MFU':>8}")
+    print(f"{'mode':<15}{'tokens/s':>12}{'GFLOP/s':>10}{'MFU':>8}   runs (tokens/s)")
     for name, r in results.items():
-        print(f"{name:<15}{r['tokens_per_s']:>12,.0f}{r['flops_per_s'] / 1e9:>10.2f}{100 * r['mfu']:>7.1f}%")
+        each = ", ".join(f"{x:,.0f}" for x in r["runs"])
+        print(
+            f"{name:<15}{r['tokens_per_s']:>12,.0f}{r['flops_per_s'] / 1e9:>10.2f}{100 * r['mfu']:>7.1f}%   {each}"
+        )
     ratio = results["bf16 autocast"]["tokens_per_s"] / results["fp32"]["tokens_per_s"]
     print(f"bf16 autocast / fp32 tokens/s: {ratio:.2f}x")
 

@@ -37,3 +37,17 @@ def torchrun():
         ]
 
     return prefix
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Tests never write to the user's ``~/.cache/sftvsrl`` (precision decisions, map caches)."""
+    import os
+
+    old = os.environ.get("SFTVSRL_CACHE")
+    os.environ["SFTVSRL_CACHE"] = str(tmp_path_factory.mktemp("sftvsrl-cache"))
+    yield
+    if old is None:
+        os.environ.pop("SFTVSRL_CACHE", None)
+    else:
+        os.environ["SFTVSRL_CACHE"] = old

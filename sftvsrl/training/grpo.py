@@ -50,6 +50,7 @@ from accelerate import Accelerator
 
 from sftvsrl.errors import ConfigError
 from sftvsrl.models.loading import autocast, save_model
+from sftvsrl.models.precision import apply_runtime
 from sftvsrl.rollout import EnvPool, Generation, HFRolloutEngine, RolloutEngine, Sampling, make_envs
 from sftvsrl.runs import RunDir, TrainerState
 from sftvsrl.training.loop import PhaseTimer, Progress, TensorBoardMirror, cpu_only_launch, lr_multiplier
@@ -144,7 +145,7 @@ def train(cfg: RLConfig, resume: bool = False) -> Path:
     run = RunDir(cfg.out_dir)
     resume_from = run.start(resume)  # refuses a fresh launch into a run before writing anything
     if resume_from is not None:
-        check_resume(cfg, resume_from)
+        cfg = check_resume(cfg, resume_from)
     run.check_writable()  # a read-only output folder fails before any compute
     if main:
         run.path.mkdir(parents=True, exist_ok=True)
@@ -153,6 +154,7 @@ def train(cfg: RLConfig, resume: bool = False) -> Path:
 
     # ---- models: the policy and an optional frozen reference; no value head ----
     ckpt, pm = load_policy(cfg, resume_from)
+    cfg = apply_runtime(cfg, pm, accelerator.device)  # threads; bf16 auto -> bool (amp() reads it)
     ref_model = load_reference(cfg)
     params = [p for p in pm.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)

@@ -166,3 +166,12 @@ class TensorBoardMirror:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def resumed_runtime(cfg: Any, saved: dict[str, Any]) -> Any:
+    """A resumed run keeps the precision it was trained in: ``bf16: auto`` takes the
+    checkpoint's resolved value instead of measuring again (another CPU could decide otherwise
+    and the resume would no longer be exact)."""
+    if getattr(cfg, "bf16", None) == "auto" and isinstance(saved.get("bf16"), bool):
+        return cfg.model_copy(update={"bf16": saved["bf16"]})
+    return cfg

@@ -38,6 +38,7 @@ from torch import nn
 
 from sftvsrl.errors import ConfigError
 from sftvsrl.models.loading import autocast, save_model
+from sftvsrl.models.precision import apply_runtime
 from sftvsrl.rollout import (
     EnvPool,
     Generation,
@@ -224,7 +225,7 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
     run = RunDir(cfg.out_dir)
     resume_from = run.start(resume)  # refuses a fresh launch into a run before writing anything
     if resume_from is not None:
-        check_resume(cfg, resume_from)
+        cfg = check_resume(cfg, resume_from)
     run.check_writable()  # a read-only output folder fails before any compute
     if main:
         run.path.mkdir(parents=True, exist_ok=True)
@@ -233,6 +234,7 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
 
     # ---- models: policy (from the SFT checkpoint), value head, optional frozen reference ----
     ckpt, pm = load_policy(cfg, resume_from)
+    cfg = apply_runtime(cfg, pm, accelerator.device)  # threads; bf16 auto -> bool (amp() reads it)
     value_head = ValueHead(pm.model.get_input_embeddings().embedding_dim, cfg.value_head_inner)
     ref_model = load_reference(cfg)
     policy_params = [p for p in pm.model.parameters() if p.requires_grad]

@@ -23,6 +23,7 @@ from sftvsrl.envs.tasks import get_task
 from sftvsrl.flops import FlopsCounter
 from sftvsrl.models.loading import LoraSettings, load_checkpoint, load_model
 from sftvsrl.runs import check_resume_config, lineage_flops, read_trainer_state
+from sftvsrl.training.loop import resumed_runtime
 from sftvsrl.training.rl_math import episode_metrics
 
 
@@ -81,7 +82,8 @@ class RLConfig(StrictModel):
     )
     # runtime
     dtype: Literal["float32", "bfloat16"] = "float32"
-    bf16: bool = Field(False, description="bf16 autocast (about 3x faster on CPU from ~10M params up)")
+    bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast; auto: measured once per CPU")
+    threads: int | None = Field(None, ge=1, description="torch threads; null: capped torch default")
     lora: LoraSettings | None = None
     seed: int = 0
     save_every: int = Field(1, gt=0)
@@ -189,16 +191,19 @@ def train_rl(cfg: RLConfig, resume: bool = False) -> Path:
 
 
 # Settings a resume can take new values of: bookkeeping only, never the trained numbers.
-RESUMABLE = ("out_dir", "save_every", "keep_checkpoints", "tensorboard")
+RESUMABLE = ("out_dir", "save_every", "keep_checkpoints", "tensorboard", "threads")
 
 
-def check_resume(cfg: RLConfig, checkpoint: Path) -> None:
+def check_resume(cfg: RLConfig, checkpoint: Path) -> RLConfig:
     """Refuse a resume that changes the LR schedule, episodes, model or numerics of the run
-    (``updates`` sets the cosine schedule's length; with a constant LR it may change)."""
+    (``updates`` sets the cosine schedule's length; with a constant LR it may change); returns
+    ``cfg`` with the checkpoint's resolved precision when it asks for ``bf16: auto``."""
     saved = read_trainer_state(checkpoint).config
+    cfg = resumed_runtime(cfg, saved)
     allowed = list(RESUMABLE)
     if saved.get("lr_schedule") == "constant" and not saved.get("warmup_fraction"):
         allowed.append("updates")
     check_resume_config(
         saved, cfg.model_dump(mode="json"), allowed=allowed, paths=("init",), where=checkpoint
     )
+    return cfg

@@ -30,8 +30,9 @@ from sftvsrl.models.loading import (
     save_model,
     unwrap,
 )
+from sftvsrl.models.precision import apply_runtime
 from sftvsrl.runs import RunDir, TrainerState, check_resume_config, lineage_flops, read_trainer_state
-from sftvsrl.training.loop import Progress, cpu_only_launch, lr_multiplier
+from sftvsrl.training.loop import Progress, cpu_only_launch, lr_multiplier, resumed_runtime
 from sftvsrl.training.sft_data import SFTDataset, load_sft_jsonl
 
 
@@ -45,7 +46,8 @@ class SFTConfig(StrictModel):
 
     model: str = Field("tiny-lm", description="tiny-lm, tiny-vlm, an HF folder or a checkpoint folder")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    bf16: bool = Field(True, description="bf16 autocast (CPU and GPU)")
+    bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast; auto: measured once per CPU")
+    threads: int | None = Field(None, ge=1, description="torch threads; null: capped torch default")
     lora: LoraSettings | None = None
     data: SFTData
     out_dir: str = "runs/sft"
@@ -74,12 +76,23 @@ class SFTConfig(StrictModel):
 
 
 # Settings a resume can take new values of: bookkeeping only, never the trained numbers.
-RESUMABLE = ("out_dir", "save_every", "keep_last", "log_every", "eval_every", "data.eval", "progress")
+RESUMABLE = (
+    "out_dir",
+    "save_every",
+    "keep_last",
+    "log_every",
+    "eval_every",
+    "data.eval",
+    "progress",
+    "threads",
+)
 
 
-def check_resume(cfg: SFTConfig, checkpoint: Path) -> None:
-    """Refuse a resume that changes the LR schedule, data order, model or numerics of the run."""
+def check_resume(cfg: SFTConfig, checkpoint: Path) -> SFTConfig:
+    """Refuse a resume that changes the LR schedule, data order, model or numerics of the run;
+    returns ``cfg`` with the checkpoint's resolved precision when it asks for ``bf16: auto``."""
     saved = read_trainer_state(checkpoint).config
+    cfg = resumed_runtime(cfg, saved)
     allowed = list(RESUMABLE)
     if saved.get("min_lr_ratio") == 1.0 and cfg.min_lr_ratio == 1.0:
         allowed += ["max_steps", "epochs"]  # a constant LR after warmup: the length may change
@@ -87,6 +100,7 @@ def check_resume(cfg: SFTConfig, checkpoint: Path) -> None:
         allowed.append("epochs")  # max_steps replaces epochs
     new = cfg.model_dump(mode="json")
     check_resume_config(saved, new, allowed=allowed, paths=("model", "data.train"), where=checkpoint)
+    return cfg
 
 
 def completion_nll(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -129,7 +143,7 @@ class SFTTrainer:
 
         resume_from = self.run.start(resume)  # refuses before anything is written
         if resume_from is not None:
-            check_resume(cfg, resume_from)
+            cfg = check_resume(cfg, resume_from)
         self.run.check_writable()  # a read-only or missing output folder fails before any compute
         if resume_from is not None:
             ck = load_checkpoint(resume_from, dtype=cfg.dtype, trainable=True)
@@ -138,6 +152,7 @@ class SFTTrainer:
         else:
             ck, state = None, TrainerState(stage="sft", step=0)
             self.pm = self._initial_model()
+        self.cfg = cfg = apply_runtime(cfg, self.pm, self.acc.device)  # threads; bf16 auto -> bool
         self._check_data(self.train_data)
         self.world = self.acc.num_processes
         self.global_batch = cfg.batch_size * self.world * cfg.grad_accum

@@ -17,6 +17,7 @@ from sftvsrl.training.ppo import PPOConfig, train
 HERE = Path(__file__).resolve().parent
 BASE = [
     "init=tiny-lm",
+    "bf16=false",  # fp32: the on-policy checks below compare log-probs to 1e-6
     "env_id=sftvsrl-test/Toy-v0",
     "max_turns=2",
     "num_envs=2",

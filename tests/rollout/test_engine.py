@@ -1,0 +1,174 @@
+"""The rollout engine's decode loop against HF ``generate``: same greedy ids, sound sampling."""
+
+import numpy as np
+import pytest
+import torch
+
+from sftvsrl.models.loading import LoraSettings, load_model
+from sftvsrl.rollout import HFRolloutEngine
+from sftvsrl.rollout.engine import decoder_parts
+
+PROMPTS = [
+    "Say 1.",
+    "x",
+    "24 A1 J10 Q10 K10|2 A 3 6|{cards,number,formula}=",
+    "a longer prompt, so that the batch is padded on the left by a good many positions",
+    "hello there",
+    "[Attempt 1]\nYour answer: 1+2\nFeedback: wrong.",
+]
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return load_model("tiny-lm")
+
+
+def greedy(pm, observations, backend, **kw):
+    engine = HFRolloutEngine(pm, backend=backend, **kw)
+    return engine.generate(observations, max_new_tokens=24, temperature=1.0, do_sample=False, seed=0)
+
+
+def test_loop_is_used_for_llama_models(lm):
+    assert HFRolloutEngine(lm).uses_loop()
+    assert not HFRolloutEngine(lm, backend="generate").uses_loop()
+    with pytest.raises(ValueError):
+        HFRolloutEngine(lm, backend="vllm")
+
+
+@pytest.mark.parametrize("batch_size", [64, 2])  # one batch; length buckets of two
+def test_greedy_ids_equal_hf_generate(lm, batch_size):
+    ref = greedy(lm, PROMPTS, "generate")
+    out = greedy(lm, PROMPTS, "loop", batch_size=batch_size)
+    assert [g.prompt_ids for g in out] == [g.prompt_ids for g in ref]
+    assert [g.answer_ids for g in out] == [g.answer_ids for g in ref]
+    assert [g.text for g in out] == [g.text for g in ref]
+
+
+def test_greedy_ids_equal_hf_generate_with_lora(lm):
+    pm = load_model("tiny-lm", lora=LoraSettings(r=4, target_modules=["q_proj", "v_proj", "down_proj"]))
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(0)
+        for name, p in pm.model.named_parameters():
+            if "lora_B" in name:  # fresh adapters are zero; make them change the answers
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    assert decoder_parts(pm.model) is not None
+    ref = greedy(pm, PROMPTS, "generate")
+    assert [g.answer_ids for g in ref] != [g.answer_ids for g in greedy(lm, PROMPTS, "generate")]
+    assert [g.answer_ids for g in greedy(pm, PROMPTS, "loop")] == [g.answer_ids for g in ref]
+
+
+def test_greedy_ids_equal_hf_generate_for_the_vlm():
+    pm = load_model("tiny-vlm")
+    rng = np.random.default_rng(0)
+    obs = [{"text": p, "image": rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)} for p in PROMPTS[:4]]
+    ref = greedy(pm, obs, "generate")
+    out = greedy(pm, obs, "loop", batch_size=3)
+    assert [g.answer_ids for g in out] == [g.answer_ids for g in ref]
+    assert all(pm.image_token_id not in g.answer_ids for g in out)
+    for g, r in zip(out, ref, strict=True):
+        assert torch.equal(g.extras["pixel_values"], r.extras["pixel_values"])
+
+
+def test_sampling_is_seeded_and_leaves_the_global_rng_alone(lm):
+    engine = HFRolloutEngine(lm, batch_size=4)
+    kw = dict(max_new_tokens=16, temperature=1.0, do_sample=True)
+    state = torch.random.get_rng_state()
+    a = engine.generate(PROMPTS, seed=3, **kw)
+    assert torch.equal(state, torch.random.get_rng_state())
+    b = engine.generate(PROMPTS, seed=3, **kw)
+    c = engine.generate(PROMPTS, seed=4, **kw)
+    assert [g.answer_ids for g in a] == [g.answer_ids for g in b]
+    assert [g.answer_ids for g in a] != [g.answer_ids for g in c]
+
+
+def test_sampled_tokens_are_in_the_support_and_ids_rebuild_the_sequence(lm):
+    gens = HFRolloutEngine(lm).generate(PROMPTS, max_new_tokens=20, temperature=0.7, do_sample=True, seed=0)
+    eos = lm.tokenizer.eos_token_id
+    for g in gens:
+        assert 1 <= len(g.answer_ids) <= 20
+        assert eos not in g.answer_ids[:-1]  # cut right after the first eos
+        ids = torch.tensor([g.prompt_ids + g.answer_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(lm.model(input_ids=ids).logits[0, :-1] / 0.7, -1)
+        n = len(g.prompt_ids)
+        taken = logp[n - 1 :].gather(1, torch.tensor(g.answer_ids)[:, None])
+        assert torch.isfinite(taken).all()  # every sampled token had probability > 0
+
+
+def test_first_token_distribution_matches_softmax_over_temperature():
+    pm = load_model("tiny-lm")
+    with torch.no_grad():
+        pm.model.model.norm.weight.mul_(12.0)  # a peaked distribution, so few samples tell
+    temperature, rows, seeds = 0.8, 400, 5
+    prompt = "Say 1."
+    with torch.no_grad():
+        from sftvsrl.models.encoding import encode_prompts
+
+        logits = pm.model(**encode_prompts(pm, [prompt])).logits[0, -1]
+    p = torch.softmax(logits / temperature, -1)
+    p_t1 = torch.softmax(logits, -1)
+    engine = HFRolloutEngine(pm, batch_size=rows)
+    counts = torch.zeros_like(p)
+    for seed in range(seeds):
+        for g in engine.generate([prompt] * rows, max_new_tokens=1, temperature=temperature, seed=seed):
+            counts[g.answer_ids[0]] += 1
+    emp = counts / counts.sum()
+    top = torch.argsort(p, descending=True)[:6]
+
+    def binned(q):  # the 6 likeliest tokens and the rest
+        return torch.cat([q[top], (1 - q[top].sum()).reshape(1)])
+
+    tv = 0.5 * (binned(emp) - binned(p)).abs().sum()
+    tv_t1 = 0.5 * (binned(emp) - binned(p_t1)).abs().sum()
+    assert p.max() > 0.2  # the check is meaningful
+    assert tv < 0.05, (binned(emp), binned(p))
+    assert tv < tv_t1  # the temperature is applied
+
+
+def test_min_new_tokens_and_early_stop():
+    pm = load_model("tiny-lm")
+    eos = pm.tokenizer.eos_token_id
+    bias = torch.zeros(pm.model.config.vocab_size)
+    bias[eos] = 50.0  # eos is by far the likeliest token everywhere
+    handle = pm.model.lm_head.register_forward_hook(lambda m, i, o: o + bias)
+    try:
+        engine = HFRolloutEngine(pm)
+        out = engine.generate(PROMPTS, max_new_tokens=8, do_sample=False)
+        assert all(g.answer_ids == [eos] for g in out)  # every row ends at once: one step
+        pm.model.generation_config.min_new_tokens = 3
+        out = engine.generate(PROMPTS, max_new_tokens=8, do_sample=True, seed=0)
+        ref = HFRolloutEngine(pm, backend="generate").generate(PROMPTS, max_new_tokens=8, do_sample=False)
+        assert all(len(g.answer_ids) == 4 and g.answer_ids[-1] == eos for g in out)
+        assert all(len(g.answer_ids) == 4 for g in ref)
+    finally:
+        handle.remove()
+
+
+def test_under_bf16_autocast_the_loop_runs(lm):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = HFRolloutEngine(lm).generate(PROMPTS, max_new_tokens=8, do_sample=False)
+    assert all(1 <= len(g.answer_ids) <= 8 for g in out)
+
+
+def test_empty_batch_and_zero_tokens(lm):
+    engine = HFRolloutEngine(lm)
+    assert engine.generate([], max_new_tokens=4, do_sample=False) == []
+    out = engine.generate(PROMPTS[:2], max_new_tokens=0, do_sample=False)
+    assert [g.answer_ids for g in out] == [[], []] and out[0].prompt_ids
+
+
+def test_rows_that_end_leave_the_batch_and_the_others_still_match_generate():
+    pm = load_model("tiny-lm")
+    eos = pm.tokenizer.eos_token_id
+    bias = torch.zeros(pm.model.config.vocab_size)
+    bias[eos] = 1.0  # tuned so that some rows end at once, some later, most never
+    prompts = PROMPTS + [p[::-1] for p in PROMPTS] + [p.upper() for p in PROMPTS]
+    handle = pm.model.lm_head.register_forward_hook(lambda m, i, o: o + bias)
+    try:
+        ref = greedy(pm, prompts, "generate")
+        out = greedy(pm, prompts, "loop")
+    finally:
+        handle.remove()
+    lengths = {len(g.answer_ids) for g in ref}
+    assert 1 in lengths and 24 in lengths and len(lengths) >= 3  # compaction happened mid-answer
+    assert [g.answer_ids for g in out] == [g.answer_ids for g in ref]
