@@ -29,12 +29,16 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--micro-batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available")
+    ap.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available"
+    )
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch sees no CUDA device")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -103,7 +107,9 @@ def main() -> None:
     print(f"{'PPO update (fwd+bwd, prompt+answer)':34s}{trained:8d}{train_s:9.2f}{trained / train_s:10.1f}")
     print(f"rollout speed-up over baseline: {(n_batch / batch_s) / (n_base / base_s):.1f}x")
     if memory is not None:
-        print(f"peak CUDA memory allocated: generation {gen_memory / 2**20:.1f} MiB, with the update {memory / 2**20:.1f} MiB")
+        print(
+            f"peak CUDA memory allocated: generation {gen_memory / 2**20:.1f} MiB, with the update {memory / 2**20:.1f} MiB"
+        )
     if args.json:
         report = {
             "model": args.model,
