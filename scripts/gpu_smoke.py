@@ -51,8 +51,17 @@ NEEDED = [
     "safetensors",
     "PIL",
     "matplotlib",
+    "datasets",
 ]
-OTHER = ["datasets", "osmium", "pyrosm"]
+OTHER = ["osmium", "pyrosm"]  # V-IRL's maps: not used by the smoke study
+DISTRIBUTIONS = {"yaml": "PyYAML", "PIL": "pillow"}
+# What each caller of HFRolloutEngine.generate is, in the study.
+CALLERS = {
+    "sftvsrl.evaluation.runner": "evaluation and validation episodes",
+    "sftvsrl.study.tools": "stage-0 probe",
+    "sftvsrl.training.ppo": "PPO rollouts",
+    "sftvsrl.training.grpo": "GRPO rollouts",
+}
 
 # Part time limits in seconds: (full, quick). Full: they add up to 8.5 min at most, and the
 # wheel install before them gets one more minute (scripts/gpu_smoke.sh).
@@ -135,6 +144,7 @@ def install_wheels(wheel_dir: Path, target: Path) -> int:
 def env_part(device: str, out: Path) -> dict[str, Any]:
     import importlib
     import platform
+    from importlib import metadata
 
     info: dict[str, Any] = {"python": platform.python_version(), "executable": sys.executable}
     packages, missing = {}, []
@@ -147,7 +157,11 @@ def env_part(device: str, out: Path) -> dict[str, Any]:
                 missing.append(name)
             continue
         where = str(Path(getattr(mod, "__file__", "") or "?").parent.parent)
-        packages[name] = {"version": str(getattr(mod, "__version__", "?")), "from": where}
+        try:
+            version = metadata.version(DISTRIBUTIONS.get(name, name))
+        except metadata.PackageNotFoundError:
+            version = str(getattr(mod, "__version__", "?"))
+        packages[name] = {"version": version, "from": where}
     info["packages"] = packages
     import torch
 
@@ -299,8 +313,9 @@ def study_part(device: str, quick: bool, out: Path, threads: int | None) -> dict
     print(f"study finished in {seconds:.1f} s: {report}")
     for mod, e in devices["generate"].items():
         rate = "-" if e["tokens_per_s"] is None else f"{e['tokens_per_s']:.0f}"
+        what = CALLERS.get(mod, mod)
         print(
-            f"  generate from {mod:<28} on {','.join(e['device']):<8} {e['tokens']:>7} tokens, {rate} tokens/s"
+            f"  {what:<36} on {','.join(e['device']):<8} {e['tokens']:>7} tokens generated, {rate} tokens/s"
         )
     for dev, n in devices["sft_trainer"].items():
         print(f"  SFT trainer runs on {dev}: {n}")
@@ -411,7 +426,7 @@ def headline(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(what, tokens/s, peak memory) rows of one part's result."""
     res = r.get("result") or {}
     if name == "study":
-        rows = [("study, whole", f"{res.get('seconds', 0):.0f} s", mib(res.get("max_memory_allocated")))]
+        rows = [(f"study ({res.get('seconds', 0):.0f} s)", "", mib(res.get("max_memory_allocated")))]
         for run, e in (res.get("runs") or {}).items():
             if "tokens_per_s" in e:
                 rows.append((f"study {run} (SFT)", f"{e['tokens_per_s']:,.0f}", ""))
@@ -447,9 +462,9 @@ def gpu_paths(device: str, parts: dict[str, Any]) -> dict[str, list[str]]:
     devices = study.get("devices") or {}
     on, off = [], []
     for mod, e in (devices.get("generate") or {}).items():
-        (on if any(d.startswith("cuda") for d in e["device"]) else off).append(f"generation from {mod}")
+        (on if any(d.startswith("cuda") for d in e["device"]) else off).append(CALLERS.get(mod, mod))
     for dev in devices.get("sft_trainer") or {}:
-        (on if dev.startswith("cuda") else off).append(f"SFT trainer ({dev})")
+        (on if dev.startswith("cuda") else off).append("SFT training")
     for name in ("sft_bench", "rollout_bench"):
         res = (parts.get(name) or {}).get("result") or {}
         if res:
