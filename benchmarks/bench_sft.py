@@ -5,11 +5,13 @@ nominal datasheet peak means little on a shared or throttled CPU). Runs the real
 (``SFTTrainer``: encoding, forward, backward, AdamW) on GeneralPoints-shaped rows.
 
     PYTHONPATH=. python benchmarks/bench_sft.py [--model tiny-lm] [--steps 30] [--batch-size 32]
-        [--repeats 2] [--threads 1]
+        [--repeats 2] [--threads 1] [--device auto|cpu|cuda] [--json PATH]
 
 fp32 and bf16 runs alternate (fp32, bf16, fp32, bf16, ...) ``--repeats`` times and the medians
-are compared, so load from other processes hits both alike. The CPU model, torch threads and
-dtype are printed beside every number.
+are compared, so load from other processes hits both alike. The CPU model (and the GPU on
+CUDA), torch threads and dtype are printed beside every number. ``--device`` picks where the
+trainer runs (``auto``: CUDA if available); the matmul peak is measured on that device, and on
+CUDA the peak memory allocated is reported. ``--json`` also writes the printed numbers.
 
 Run it alone on an idle machine: timings collapse when other heavy processes share the cores,
 and an MFU above 100% means the peak was measured while something else used the CPU.
@@ -19,9 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import tempfile
 from pathlib import Path
+
+import torch
 
 from sftvsrl.flops import measure_matmul_peak
 from sftvsrl.training.sft import SFTConfig, SFTTrainer
@@ -62,8 +67,11 @@ def run(
         }
     )
     records: list[dict] = []
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     trainer = SFTTrainer(cfg, on_log=records.append)
     trainer.train()
+    cuda = trainer.acc.device.type == "cuda"
     start, end = records[warmup - 1], records[-1]  # leave the first steps out (allocator warm-up)
     seconds = end["time"] - start["time"]
     tokens = end["tokens"] - start["tokens"]
@@ -73,6 +81,8 @@ def run(
         "tokens_per_s": tokens / seconds,
         "flops_per_s": flops / seconds,
         "peak": trainer.peak,
+        "device": str(trainer.acc.device),
+        "max_memory_allocated": torch.cuda.max_memory_allocated() if cuda else None,
     }
 
 
@@ -84,18 +94,26 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=2, help="alternating fp32/bf16 runs of each")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available"
+    )
+    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args()
     import statistics
-
-    import torch
 
     from sftvsrl.models.precision import cpu_model
 
     torch.set_num_threads(args.threads)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device")
+    if device == "cpu":
+        os.environ["ACCELERATE_USE_CPU"] = "true"  # the trainer's Accelerator then stays on the CPU
+    gpu = torch.cuda.get_device_name() if device == "cuda" else None
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "rows.jsonl"
         write_rows(data, args.batch_size * (args.steps + 1))
-        peaks = {d: measure_matmul_peak(d, seconds=1.0) for d in ("float32", "bfloat16")}
+        peaks = {d: measure_matmul_peak(d, device=device, seconds=1.0) for d in ("float32", "bfloat16")}
         runs: dict[str, list[dict]] = {"fp32": [], "bf16 autocast": []}
         for rep in range(args.repeats):
             for name, bf16 in (("fp32", False), ("bf16 autocast", True)):
@@ -109,14 +127,18 @@ def main() -> None:
             for key in ("tokens_per_s", "flops_per_s"):
                 results[name][key] = statistics.median(r[key] for r in rs)
             results[name]["runs"] = [r["tokens_per_s"] for r in rs]
+            mems = [r["max_memory_allocated"] for r in rs if r["max_memory_allocated"] is not None]
+            results[name]["max_memory_allocated"] = max(mems) if mems else None
         # the peak is a maximum: measure again after the runs and keep the better reading
-        peaks = {d: max(p, measure_matmul_peak(d, seconds=1.0)) for d, p in peaks.items()}
+        peaks = {d: max(p, measure_matmul_peak(d, device=device, seconds=1.0)) for d, p in peaks.items()}
     for name, r in results.items():
         r["mfu"] = r["flops_per_s"] / peaks["bfloat16" if name.startswith("bf16") else "float32"]
     n = results["fp32"]["n_params"]
+    threads = torch.get_num_threads()
+    on = f"{device} ({gpu}), " if gpu else f"{device}, "
     print(
-        f"model {args.model}: {n / 1e6:.2f}M params, batch {args.batch_size}, {args.steps} steps; "
-        f"CPU {cpu_model()}, torch threads {torch.get_num_threads()}, median of {args.repeats} alternating runs"
+        f"model {args.model}: {n / 1e6:.2f}M params, batch {args.batch_size}, {args.steps} steps; {on}"
+        f"CPU {cpu_model()}, torch threads {threads}, median of {args.repeats} alternating runs"
     )
     print(
         f"matmul peak: fp32 {peaks['float32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bfloat16'] / 1e9:.1f} GFLOP/s"
@@ -129,6 +151,14 @@ def main() -> None:
         )
     ratio = results["bf16 autocast"]["tokens_per_s"] / results["fp32"]["tokens_per_s"]
     print(f"bf16 autocast / fp32 tokens/s: {ratio:.2f}x")
+    for name, r in results.items():
+        if r["max_memory_allocated"] is not None:
+            print(f"{name}: peak CUDA memory allocated {r['max_memory_allocated'] / 2**20:.1f} MiB")
+    if args.json:
+        report = {"model": args.model, "device": device, "batch_size": args.batch_size, "steps": args.steps}
+        report |= {"gpu": gpu, "cpu": cpu_model(), "threads": threads, "repeats": args.repeats}
+        report |= {"matmul_peak": peaks, "results": results, "bf16_over_fp32": ratio}
+        Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":
