@@ -10,6 +10,7 @@ neither knows are still errors.
 
 from __future__ import annotations
 
+import importlib
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -179,15 +180,16 @@ def fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
+# The RL algorithms by ``cfg.algorithm``: "module:function" entry points, imported when run
+# (each trainer imports this module for the shared pieces). Adding an algorithm is adding an
+# entry here and a value to ``RLConfig.algorithm``.
+ALGORITHMS = {"ppo": "sftvsrl.training.ppo:train", "grpo": "sftvsrl.training.grpo:train"}
+
+
 def train_rl(cfg: RLConfig, resume: bool = False) -> Path:
     """Run the configured algorithm (the entry point the CLI and the study call)."""
-    if cfg.algorithm == "grpo":
-        from sftvsrl.training.grpo import train as train_grpo
-
-        return train_grpo(cfg, resume)
-    from sftvsrl.training.ppo import train as train_ppo
-
-    return train_ppo(cfg, resume)
+    module, _, function = ALGORITHMS[cfg.algorithm].partition(":")
+    return getattr(importlib.import_module(module), function)(cfg, resume)
 
 
 # Settings a resume can take new values of: bookkeeping only, never the trained numbers.
