@@ -353,11 +353,12 @@ def write_study_outputs(study: Any, points: list[CurvePoint]) -> Path:
                 + " (cached evaluations count what they took when made).",
             )
         )
+    algo = str(cfg.stage2.rl.get("algorithm", "ppo")).upper()
     for name in study.specs:
         rl_log = out / name / "stage2_rl" / "log.jsonl"
         rows = read_ppo_log(rl_log) if rl_log.is_file() else []
         if rows:
-            figure = plot_rl_training(rows, out / f"rl_training_{name}.png", f"{name}: PPO (stage 2)")
+            figure = plot_rl_training(rows, out / f"rl_training_{name}.png", f"{name}: {algo} (stage 2)")
             sections.append(
                 (f"{name}: PPO training", rl_summary(rows) + f"\n\n![PPO training]({figure.name})")
             )
