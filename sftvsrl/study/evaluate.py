@@ -47,11 +47,21 @@ def evaluate(
 
 
 def curve_point(
-    spec: TaskSpec, method: str, step: int, gflops: float, split: str, s: dict[str, Any]
+    spec: TaskSpec,
+    method: str,
+    step: int,
+    gflops: float,
+    split: str,
+    s: dict[str, Any],
+    *,
+    kl_to_base: float | None = None,
+    kl_to_init: float | None = None,
 ) -> CurvePoint:
     """The one builder of a curve point from an evaluation summary (success and every fine
-    metric the summary holds)."""
-    return CurvePoint.from_summary(spec, method, step, gflops, split, s)
+    metric the summary holds) and the checkpoint's KL to the base and init models."""
+    return CurvePoint.from_summary(
+        spec, method, step, gflops, split, s, kl_to_base=kl_to_base, kl_to_init=kl_to_init
+    )
 
 
 def rate(s: dict[str, Any]) -> list[float]:
