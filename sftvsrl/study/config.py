@@ -45,6 +45,11 @@ class CorpusStage(StrictModel):
     rows: int = Field(20000, gt=0)
     mix: dict[str, float] | None = Field(None, description="weights of arith / cards / dirs")
     steps: int = Field(300, gt=0)
+    seed: int | None = Field(
+        None,
+        ge=0,
+        description="corpus and pretraining seed (None: the study's seed); fixed, stage 0 is shared by seeds",
+    )
     probe_rows: int = Field(256, ge=0, description="fresh corpus rows to check the base model on (0: skip)")
     sft: dict[str, Any] = Field(default_factory=dict, description="SFTConfig settings (lr, batch_size, ...)")
 
@@ -60,6 +65,9 @@ class InitStage(StrictModel):
     val_episodes: int = Field(64, gt=0)
     val_rows: int = Field(256, gt=0, description="held-out expert rows for the validation loss")
     patience: int | None = Field(3, gt=0, description="stop after this many validations without gain")
+    curve_episodes: int = Field(
+        0, ge=0, description="episodes per split to evaluate every stage-1 checkpoint on (0: off)"
+    )
     sft: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -84,6 +92,11 @@ class EvalSettings(StrictModel):
     num_envs: int = Field(64, gt=0)
     max_new_tokens: int = Field(96, gt=0)
     seed: int = Field(1_000_000, ge=0, description="first episode seed (validation uses seed + 500000)")
+    kl_prompts: int = Field(
+        16,
+        ge=0,
+        description="prompts per split for the KL of each checkpoint to the base and init models (0: off)",
+    )
 
 
 class Ablations(StrictModel):
@@ -115,6 +128,9 @@ class StudyConfig(StrictModel):
     )
     prompt_style: Literal["compact", "full"] = "compact"
     seed: int = 0
+    seeds: list[int] | None = Field(
+        None, min_length=1, description="run the study once per seed in DIR/seed-<s>/ (None: just seed)"
+    )
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     bf16: bool = True
     lora: LoraSettings | None = None
@@ -153,6 +169,17 @@ class StudyConfig(StrictModel):
         if self.vision_model:
             return self.vision_model
         return "tiny-vlm" if self.model == "tiny-lm" else self.model
+
+    @model_validator(mode="after")
+    def _check_seeds(self) -> StudyConfig:
+        if self.seeds is not None and (len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0):
+            raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds}")
+        return self
+
+    @property
+    def corpus_seed(self) -> int:
+        """The seed of stage 0 (corpus rows and pretraining)."""
+        return self.seed if self.corpus.seed is None else self.corpus.seed
 
     @property
     def pretrain(self) -> bool:

@@ -54,7 +54,8 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     ),
     "rl": _RL,
     "sft": ("stage2.sft", "stage2.budget_gflops", "stage2.evals", "seed", "dtype", "bf16"),
-    "eval": _EVAL,
+    "eval": _EVAL,  # eval.kl_prompts included: the KL columns are made here
+    "init_curves": ("init.curve_episodes", *_EVAL),
     "turns": ("ablations.turns", "ablations.turns_splits", *_EVAL),
     "rl_from_base": (*_RL, *_EVAL, "model", "vision_model"),
     "rl_from_overfit": (*_RL, *_EVAL, "ablations.overfit_steps", "init.sft", "bf16"),
@@ -72,6 +73,7 @@ def upstream(kind: str, task: str, pretrain: bool) -> list[str]:
         "rl": [t + "init"],
         "sft": [t + "init", t + "rl", t + "data"],
         "eval": [t + "init", t + "rl", t + "sft"],
+        "init_curves": [t + "init", *pre],
         "turns": [t + "init", t + "rl", t + "sft", t + "eval"],
         "rl_from_base": pre,
         "rl_from_overfit": [t + "init", t + "data"],
@@ -89,13 +91,22 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# Keys added after study results had been stored, with the default that means "as before":
+# at that value they are left out of a fingerprint, so older run folders keep matching.
+ADDED_LATER: dict[str, Any] = {"corpus.seed": None, "init.curve_episodes": 0}
+
+
 def settings_of(kind: str, flat: dict[str, Any]) -> dict[str, Any]:
     """The flattened config keys a stage of ``kind`` depends on, with their values."""
     wanted = SETTINGS[kind]
+    if kind == "pretrain" and flat.get("corpus.seed") is not None:
+        wanted = tuple(w for w in wanted if w != "seed")  # a fixed corpus seed: shared by study seeds
     return {
         k: v
         for k, v in sorted(flat.items())
-        if any(k == w or k.startswith(w + ".") for w in wanted) and k.rsplit(".", 1)[-1] not in DISPLAY_ONLY
+        if any(k == w or k.startswith(w + ".") for w in wanted)
+        and k.rsplit(".", 1)[-1] not in DISPLAY_ONLY
+        and not (k in ADDED_LATER and v == ADDED_LATER[k])
     }
 
 

@@ -23,7 +23,7 @@ from sftvsrl.study import seeds, trainers
 from sftvsrl.study.config import StudyConfig, TaskSpec, task_spec
 from sftvsrl.study.curves import CurvePoint
 from sftvsrl.study.dist import Processes
-from sftvsrl.study.evaluate import curve_point, evaluate, rate
+from sftvsrl.study.evaluate import KLProbe, curve_point, evaluate, rate
 from sftvsrl.study.results import (
     CurvesResult,
     DataResult,
@@ -32,6 +32,7 @@ from sftvsrl.study.results import (
     RLFromResult,
     RLResult,
     SFTResult,
+    Stage1CurvesResult,
     StageResult,
     TurnsResult,
     Validation,
@@ -51,8 +52,15 @@ class Study:
         command: str = "",
         after_stage: Callable[[str], None] | None = None,
         rerun_changed: bool = False,
+        shared: Study | None = None,
+        stage0_only: bool = False,
     ) -> None:
+        """``shared``: a study (of the same config but for its seed) whose stage 0 this one
+        reads instead of running its own (the ``seeds`` option with a fixed ``corpus.seed``);
+        ``stage0_only``: this study is such a shared stage 0 and plans nothing else."""
         self.cfg = trainers.check_sections(cfg)
+        self.shared = shared
+        self.stage0_only = stage0_only
         self.out = Path(out)
         self.command = command
         self.after_stage = after_stage
@@ -69,9 +77,13 @@ class Study:
 
     def _plan(self) -> dict[str, tuple[str, str]]:
         """Stage name -> (kind, task), in running order."""
-        plan: dict[str, tuple[str, str]] = {"pretrain": ("pretrain", "")} if self.cfg.pretrain else {}
+        own_pretrain = self.cfg.pretrain and self.shared is None
+        plan: dict[str, tuple[str, str]] = {"pretrain": ("pretrain", "")} if own_pretrain else {}
         a = self.cfg.ablations
-        kinds = ["data", "init", "rl", "sft", "eval"]
+        kinds = ["data", "init"] + ["init_curves"] * (self.cfg.init.curve_episodes > 0)
+        kinds += ["rl", "sft", "eval"]
+        if self.stage0_only:
+            return plan
         kinds += ["turns"] * bool(a.turns) + ["rl_from_base"] * a.rl_from_base
         kinds += ["rl_from_overfit"] * a.rl_from_overfit
         for task in self.cfg.tasks:
@@ -81,6 +93,8 @@ class Study:
     def _fingerprints(self) -> dict[str, dict[str, Any]]:
         flat = fp.flatten(self.cfg.model_dump(mode="json"))
         out: dict[str, dict[str, Any]] = {}
+        if self.shared is not None and self.cfg.pretrain:
+            out["pretrain"] = self.shared.fingerprints["pretrain"]
         for name, (kind, task) in self.plan.items():
             ups = fp.upstream(kind, task, self.cfg.pretrain)
             out[name] = fp.fingerprint(fp.settings_of(kind, flat), {u: out[u]["hash"] for u in ups})
@@ -98,6 +112,7 @@ class Study:
             ],
             "data": [t / "data"],
             "init": [t / "stage1_init", t / "evals" / "validation"],
+            "init_curves": [t / "evals" / "stage1"],
             "rl": [t / "stage2_rl"],
             "sft": [t / "stage2_sft"],
             "eval": [t / "evals" / m for m in ("init", "SFT", "RL")],
@@ -179,7 +194,8 @@ class Study:
         c = self.cfg.corpus
         data = self.out / "data" / "corpus.jsonl"
         if not data.is_file():
-            self.procs.main_only(lambda: write_corpus_jsonl(data, c.rows, seed=self.cfg.seed, mix=c.mix))
+            seed = self.cfg.corpus_seed
+            self.procs.main_only(lambda: write_corpus_jsonl(data, c.rows, seed=seed, mix=c.mix))
         sft = trainers.sft_config(
             self.cfg,
             "corpus.sft",
@@ -188,13 +204,14 @@ class Study:
             out_dir=self.out / "stage0_pretrain",
             steps=c.steps,
             save_every=max(1, c.steps // 2),
+            seed=self.cfg.corpus_seed,
         )
         ckpt = trainers.run_sft(sft)
         base = self.out / "base_model"
         self.procs.main_only(lambda: export_model(ckpt, base))
         if not self.procs.is_main:
             return None  # the main process's result is stored and shared
-        probe = corpus_accuracy(base, c.probe_rows, seed=seeds.probe_seed(self.cfg.seed), mix=c.mix)
+        probe = corpus_accuracy(base, c.probe_rows, seed=seeds.probe_seed(self.cfg.corpus_seed), mix=c.mix)
         return PretrainResult(str(base), str(ckpt), lineage_gflops(ckpt), c.rows, probe)
 
     def task_data(self, name: str, spec: TaskSpec) -> DataResult:
@@ -315,9 +332,10 @@ class Study:
         final = trainers.run_sft(sft)
         return SFTResult(str(run_dir), str(final), steps, budget, lineage_gflops(final))
 
-    def evaluate_curves(self, name: str, spec: TaskSpec, init: InitResult) -> CurvesResult:
+    def evaluate_curves(self, name: str, spec: TaskSpec, init: InitResult, base: str) -> CurvesResult:
         from rich.progress import Progress
 
+        kl = KLProbe(self.cfg, spec, {"base": base, "init": init.checkpoint})
         runs = {
             "SFT": RunDir(self.out / name / "stage2_sft").checkpoints(),
             "RL": RunDir(self.out / name / "stage2_rl").checkpoints(),
@@ -330,10 +348,27 @@ class Study:
                 for split, kwargs in spec.splits.items():
                     cache = self.out / name / "evals" / method / f"step-{step:08d}" / f"{split}.json"
                     summary = evaluate(self.cfg, path, spec, kwargs, cache)
+                    dist = kl.of(path, split, cache.with_name(f"{split}.kl.json"))
                     bar.advance(task)
                     for m in ("SFT", "RL") if method == "init" else (method,):
-                        points.append(curve_point(spec, m, step, lineage_gflops(path), split, summary))
-        return CurvesResult([p.__dict__ for p in points])
+                        points.append(
+                            curve_point(spec, m, step, lineage_gflops(path), split, summary, **dist)
+                        )
+        return CurvesResult([p.__dict__ for p in points], kl.seconds)
+
+    def stage1_curves(self, name: str, spec: TaskSpec, init: InitResult, base: str) -> Stage1CurvesResult:
+        """Every stage-1 checkpoint on every split with the dense metrics and KL to the base:
+        where the OOD skill stands when the init is chosen (selection still uses ID data)."""
+        n = self.cfg.init.curve_episodes
+        kl = KLProbe(self.cfg, spec, {"base": base})
+        points = []
+        for step, path in RunDir(self.out / name / "stage1_init").checkpoints():
+            for split, kwargs in spec.splits.items():
+                cache = self.out / name / "evals" / "stage1" / f"step-{step:08d}" / f"{split}.json"
+                summary = evaluate(self.cfg, path, spec, kwargs, cache, episodes=n)
+                dist = kl.of(path, split, cache.with_name(f"{split}.kl.json"))
+                points.append(curve_point(spec, "stage1", step, lineage_gflops(path), split, summary, **dist))
+        return Stage1CurvesResult([p.__dict__ for p in points], init.step, n, kl.seconds)
 
     def turns_ablation(
         self, name: str, spec: TaskSpec, init: InitResult, sft: SFTResult, rl: RLResult
@@ -390,13 +425,26 @@ class Study:
         self.out.mkdir(parents=True, exist_ok=True)
         self.check()
         base_text = self.cfg.model
-        if self.cfg.pretrain:
-            base_text = self.stage("pretrain", self.pretrain, PretrainResult).base
+        if self.cfg.pretrain and self.shared is not None:
+            pre = self.shared.run_pretrain()
+            self.results["pretrain"], self.records["pretrain"] = pre, self.shared.records["pretrain"]
+            base_text = pre.base
+        elif self.cfg.pretrain:
+            base_text = self.run_pretrain().base
         points: list[CurvePoint] = []
         for name, spec in self.specs.items():
             points += self.run_task(name, spec, base_text if not spec.vision else self.cfg.model_for(spec))
         self.procs.main_only(lambda: (write_study_outputs(self, points), self.drop_old()))
         return self.out / "report.md"
+
+    def run_pretrain(self) -> PretrainResult:
+        """Stage 0 alone (run, or skipped when stored): the base model of the text tasks."""
+        if "pretrain" not in self.results:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if self.stage0_only:
+                self.check()
+            self.stage("pretrain", self.pretrain, PretrainResult)
+        return self.results["pretrain"]  # type: ignore[return-value]
 
     def run_task(self, name: str, spec: TaskSpec, base: str) -> list[CurvePoint]:
         """Stages 1 and 2, the curves and the ablations of one task variant."""
@@ -404,8 +452,15 @@ class Study:
         init = self.stage(f"{name}.init", lambda: self.init_sft(name, spec, base, data), InitResult)
         rl = self.stage(f"{name}.rl", lambda: self.stage2_rl(name, spec, init), RLResult)
         sft = self.stage(f"{name}.sft", lambda: self.stage2_sft(name, init, rl, data), SFTResult)
+        if self.cfg.init.curve_episodes > 0:
+            self.stage(
+                f"{name}.init_curves",
+                lambda: self.stage1_curves(name, spec, init, base),
+                Stage1CurvesResult,
+                main_only=True,
+            )
         curves = self.stage(
-            f"{name}.eval", lambda: self.evaluate_curves(name, spec, init), CurvesResult, main_only=True
+            f"{name}.eval", lambda: self.evaluate_curves(name, spec, init, base), CurvesResult, main_only=True
         )
         a = self.cfg.ablations
         if a.turns:

@@ -28,8 +28,9 @@ def plot_success_vs_gflops(
     if not columns:
         raise ValueError("no curve points to plot")
     fig, axes = plt.subplots(
-        len(splits), len(columns), figsize=(3.6 * len(columns) + 0.8, 3.0 * len(splits)), squeeze=False
+        len(splits), len(columns), figsize=(3.6 * len(columns) + 0.8, 3.0 * len(splits) + 0.4), squeeze=False
     )
+    ns: list[int] = []
     for col, column in enumerate(columns):
         for row, split in enumerate(splits):
             ax = axes[row][col]
@@ -38,15 +39,16 @@ def plot_success_vs_gflops(
                 if not line:
                     continue
                 x = [p.gflops for p in line]
-                ax.plot(x, [100 * p.success_rate for p in line], label=method, **METHOD_STYLE[method])
+                ax.plot(x, [100 * p.success_rate for p in line], label=method, **LINE_STYLE[method])
                 ax.fill_between(
                     x,
                     [100 * p.ci_low for p in line],
                     [100 * p.ci_high for p in line],
-                    color=METHOD_STYLE[method]["color"],
+                    color=LINE_STYLE[method]["color"],
                     alpha=0.15,
                     linewidth=0,
                 )
+                ns += [p.episodes for p in line]
             if row == 0:
                 ax.set_title(column)
             if col == 0:
@@ -57,11 +59,16 @@ def plot_success_vs_gflops(
             ax.set_ylim(*_success_ylim(points, split))
     if axes[0][0].get_legend_handles_labels()[0]:
         axes[0][0].legend(loc="best", frameon=False)
-    fig.tight_layout()
+    fig.suptitle(f"Bands: 95% Wilson intervals over N = {_span(ns)} episodes per point", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     path = Path(path)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _span(ns: list[int]) -> str:
+    return f"{min(ns)}-{max(ns)}" if ns and min(ns) != max(ns) else (str(ns[0]) if ns else "?")
 
 
 # Fine-metric figures: SFT and RL differ in colour, line style and marker (hollow large
@@ -148,9 +155,8 @@ def plot_metrics_vs_gflops(
         handles, labels = next((ax.get_legend_handles_labels() for ax in axes.flat if ax.lines), ([], []))
     if handles:
         fig.legend(handles, labels, loc="upper right", frameon=False, ncol=2)
-    span = f"{min(ns)}-{max(ns)}" if ns and min(ns) != max(ns) else (str(ns[0]) if ns else "?")
     fig.suptitle(
-        f"Bands: 95% Wilson intervals over the N answers of each point (N = {span}); KL rows: no band",
+        f"Bands: 95% Wilson intervals over the N answers of each point (N = {_span(ns)}); KL rows: no band",
         fontsize=9,
         x=0.02,
         ha="left",
@@ -243,21 +249,161 @@ def plot_rl_training(rows: list[dict], path: str | Path, title: str = "PPO") -> 
     update (right axis) against the PPO update: did RL learn on its training data at all?"""
     if not rows:
         raise ValueError("no PPO updates to plot")
+    from matplotlib.ticker import MaxNLocator
+
     steps = [r["step"] for r in rows]
+    rewards = [r["mean_reward"] for r in rows]
     fig, ax1 = plt.subplots(figsize=(6, 3.5))
-    ax1.plot(steps, [r["mean_reward"] for r in rows], color="tab:blue")
-    ax1.set_xlabel("PPO update")
+    h1 = ax1.plot(steps, rewards, color="tab:blue", marker="o", markersize=4, label="mean reward per answer")
+    ax1.set_xlabel("RL update")
     ax1.set_ylabel("mean reward per answer", color="tab:blue")
+    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))  # updates are whole numbers
+    lo, hi = min(rewards), max(rewards)
+    pad = max(0.1 * (hi - lo), 0.05 * max(abs(lo), abs(hi)), 0.05)
+    ax1.set_ylim(lo - pad, hi + pad)
     ax1.grid(alpha=0.3)
     ax2 = ax1.twinx()
     ended = [(r["step"], 100 * r["success_rate"]) for r in rows if r.get("success_rate") is not None]
-    ax2.plot([s for s, _ in ended], [v for _, v in ended], color="tab:green")
+    h2 = ax2.plot(
+        [s for s, _ in ended],
+        [v for _, v in ended],
+        color="tab:green",
+        linestyle="--",
+        marker="s",
+        markersize=4,
+        label="success of episodes ended (%)",
+    )
     ax2.set_ylabel("success of episodes ended (%)", color="tab:green")
-    ax2.set_ylim(0, max(10.0, 1.15 * max((v for _, v in ended), default=0.0)))
+    top = max(10.0, 1.15 * max((v for _, v in ended), default=0.0))
+    ax2.set_ylim(-0.04 * top, top)  # a line at 0 stays visible above the axis
+    ax1.legend(handles=h1 + h2, loc="upper left", frameon=False, fontsize=8)
     ax1.set_title(title)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_ood_vs_id_gain(points: list[CurvePoint], path: str | Path, column: str) -> Path:
+    """Change from the init on the OOD split (y) against the change on ``id_seen`` (x), one
+    marker per checkpoint per method, in percentage points; a second panel shows the OOD
+    change of the task's dense metric (rule following / valid action) when present."""
+    from sftvsrl.study.curves import start_point
+
+    mine = [p for p in points if p.column == column]
+    ood = next((s for s in ("ood", "visual_ood") if any(p.split == s for p in mine)), None)
+    if ood is None or not any(p.split == "id_seen" for p in mine):
+        raise ValueError(f"{column}: no id_seen and OOD points to plot")
+    dense = next((m for m in ("rule_following", "valid_action") if any(p.metric(m) for p in mine)), None)
+    panels = [("success_rate", "success")] + ([(dense, METRIC_LABEL[dense].split(" (")[0])] if dense else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8), squeeze=False)
+    base_x = start_point(mine, column, "id_seen")
+    base_y = start_point(mine, column, ood)
+    for ax, (metric, label) in zip(axes[0], panels, strict=True):
+
+        def value(p: CurvePoint | None, metric: str = metric) -> float | None:
+            if p is None:
+                return None
+            if metric == "success_rate":
+                return p.success_rate
+            m = p.metric(metric)
+            return None if m is None else m[0]
+
+        y0 = value(base_y)
+        for method in METHODS:
+            xs, ys = [], []
+            for p in series(mine, column, method, "id_seen"):
+                q = next(
+                    (o for o in mine if o.method == method and o.step == p.step and o.split == ood), None
+                )
+                y = value(q)
+                if y is None or y0 is None:
+                    continue
+                xs.append(100 * (p.success_rate - base_x.success_rate))
+                ys.append(100 * (y - y0))
+            if xs:
+                ax.plot(xs, ys, label=method, **LINE_STYLE[method])
+        ax.axhline(0.0, color="0.3", linewidth=0.8)
+        ax.axvline(0.0, color="0.7", linewidth=0.6)
+        ax.set_xlabel("ID-seen success change from init (pts)")
+        ax.set_ylabel(f"{SPLIT_TITLE.get(ood, ood)}\n{label} change from init (pts)")
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=8)
+    fig.suptitle(f"{column}: OOD change vs ID-seen change, one marker per checkpoint", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_stage1(
+    points: list[CurvePoint], path: str | Path, chosen_step: int, title: str = "stage 1 (SFT init)"
+) -> Path:
+    """Every stage-1 checkpoint: success and the dense metrics (one row each) against the
+    stage-1 step, one column per split, 95% Wilson bands; the chosen init is marked."""
+    from matplotlib.ticker import MaxNLocator
+
+    splits = present_splits(points)
+    metrics = ("success_rate", *(m for m in present_metrics(points) if m != "kl_to_init"))
+    if not points or not splits:
+        raise ValueError("no stage-1 points to plot")
+    fig, axes = plt.subplots(
+        len(metrics), len(splits), figsize=(3.4 * len(splits) + 1.0, 2.4 * len(metrics) + 0.9), squeeze=False
+    )
+    ns: list[int] = []
+    for row, name in enumerate(metrics):
+        scale = 1.0 if name in _KL else 100.0
+        for col, split in enumerate(splits):
+            ax = axes[row][col]
+            line = sorted((p for p in points if p.split == split), key=lambda p: p.step)
+            vals = []
+            for p in line:
+                if name == "success_rate":
+                    vals.append((p.step, (p.success_rate, p.ci_low, p.ci_high, p.episodes)))
+                elif (m := p.metric(name)) is not None:
+                    vals.append((p.step, m))
+            if vals:
+                x = [s for s, _ in vals]
+                ax.plot(x, [scale * m[0] for _, m in vals], color="0.25", marker="o", markersize=4)
+                banded = [(s, m) for s, m in vals if m[1] is not None and m[2] is not None]
+                if banded:
+                    ax.fill_between(
+                        [s for s, _ in banded],
+                        [scale * m[1] for _, m in banded],
+                        [scale * m[2] for _, m in banded],
+                        color="0.5",
+                        alpha=0.18,
+                        linewidth=0,
+                    )
+                ns += [m[3] for _, m in vals if m[3]]
+                top = max(scale * (m[2] if m[2] is not None else m[0]) for _, m in vals)
+                if name in _KL:
+                    ax.set_ylim(0.0, max(1.15 * top, 1e-3))
+                else:
+                    ax.set_ylim(*((-2.0, 102.0) if top > 40 else (-0.5, max(10.0, 1.15 * top))))
+            else:
+                ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes, color="0.5")
+            ax.axvline(chosen_step, color="tab:orange", linestyle=":", linewidth=1.5, label="chosen init")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if row == 0:
+                ax.set_title(SPLIT_TITLE.get(split, split), fontsize=9)
+            if col == 0:
+                ax.set_ylabel("success (%)" if name == "success_rate" else METRIC_LABEL.get(name, name))
+            if row == len(metrics) - 1:
+                ax.set_xlabel("stage-1 step")
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(loc="best", frameon=False, fontsize=8)
+    fig.suptitle(
+        f"{title}: bands are 95% Wilson intervals over N = {_span(ns)}; chosen step {chosen_step}",
+        fontsize=9,
+        x=0.02,
+        ha="left",
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    path = Path(path)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -17,6 +17,7 @@ from sftvsrl.study.curves import (
     present_splits,
     start_point,
 )
+from sftvsrl.study.effects import effects_section, task_findings
 
 # The paper's OOD changes (percentage points) from one SFT init, Llama-3.2-Vision-11B.
 PAPER_OOD_CHANGE = {"GeneralPoints-L": (-8.1, 3.5), "VIRL-L": (-5.6, 9.3)}
@@ -93,8 +94,28 @@ def build_report(
                     f"- {method}: {100 * chosen[0].recognition_acc:.1f}% at {chosen[0].gflops:.3g} GFLOPs -> "
                     f"{100 * chosen[-1].recognition_acc:.1f}% at {chosen[-1].gflops:.3g} GFLOPs"
                 )
-    lines += ["", f"![success vs GFLOPs]({figure})", "", "## What this run found", ""]
+    lines += [
+        "",
+        f"![success vs GFLOPs]({figure})",
+        "",
+        "_Bands: 95% Wilson intervals over the episodes of each point._",
+    ]
+    for column, fig_name in sorted(meta.get("metric_figures", {}).items()):
+        lines += [
+            "",
+            f"{column}: dense metrics and KL against training GFLOPs.",
+            "",
+            f"![metrics]({fig_name})",
+        ]
+    lines += ["", "## What this run found", ""]
+    for column in columns:
+        lines += [
+            f"- {text}" for text in task_findings(points, column, meta.get("tried", {}).get(column, ""))
+        ]
     lines += [f"- {text}" for text in findings] or ["- No task had both methods evaluated."]
+    effects = effects_section(points, meta.get("gain_figures"))
+    if any(p.method == "RL" for p in points) and any(p.method == "SFT" for p in points):
+        lines += ["", "## Changes from the init, and RL − SFT", "", effects]
     if meta.get("extra_sections"):
         for title, body in meta["extra_sections"]:
             lines += ["", f"## {title}", "", body]
@@ -173,6 +194,9 @@ def study_sections(results: dict[str, Any], tasks: list[str]) -> list[tuple[str,
                     f"{init.gflops:.3g} GFLOPs = X at init (6N·D_init).",
                 )
             )
+        st1 = results.get(f"{name}.init_curves")
+        if st1 and st1.points:
+            out.append((f"{name}: stage 1 on every split", stage1_text(name, st1, init)))
         sft, rl = results.get(f"{name}.sft"), results.get(f"{name}.rl")
         if sft and rl:
             out.append(
@@ -215,6 +239,44 @@ def study_sections(results: dict[str, Any], tasks: list[str]) -> list[tuple[str,
     return out
 
 
+def stage1_text(name: str, st1: Any, init: Any) -> str:
+    """Where each split (OOD included) stands at each stage-1 checkpoint, the chosen one marked."""
+    points = [CurvePoint(**p) for p in st1.points]
+    splits = present_splits(points)
+    steps = sorted({p.step for p in points})
+    by = {(p.step, p.split): p for p in points}
+    lines = [
+        f"Every stage-1 checkpoint on {st1.episodes} episodes of each split (the first of the curves' "
+        f"episodes); success % [95% Wilson], then rule following / valid action where the task has it, "
+        f"and KL to the base (nats/token). The init is still chosen on ID validation only "
+        f"({init.select if init else '?'}); chosen step **{st1.chosen_step}**.",
+        "",
+        "| step | " + " | ".join(splits) + " |",
+        "|---" * (len(splits) + 1) + "|",
+    ]
+    for step in steps:
+        cells = []
+        for split in splits:
+            p = by.get((step, split))
+            if p is None:
+                cells.append("")
+                continue
+            parts = [fmt_pct(p)]
+            for m in ("rule_following", "valid_action", "step_accuracy"):
+                v = p.metric(m)
+                if v is not None:
+                    parts.append(f"{m.replace('_', ' ')} {100 * v[0]:.0f}%")
+            if p.kl_to_base is not None:
+                parts.append(f"KL {p.kl_to_base:.3f}")
+            cells.append("; ".join(parts))
+        mark = " (chosen)" if step == st1.chosen_step else ""
+        lines.append(f"| {step}{mark} | " + " | ".join(cells) + " |")
+    lines += ["", f"![stage 1](stage1_{name}.png)"]
+    if st1.kl_seconds:
+        lines += ["", f"KL cost of this stage: {st1.kl_seconds:.1f} s."]
+    return "\n".join(lines)
+
+
 def _versions() -> str:
     import platform
 
@@ -235,15 +297,18 @@ def write_study_outputs(study: Any, points: list[CurvePoint]) -> Path:
     import yaml
 
     from sftvsrl.atomic import atomic_write_text
-    from sftvsrl.study.curves import write_curves
+    from sftvsrl.study.curves import present_metrics, write_curves
     from sftvsrl.study.plots import (
+        plot_metrics_vs_gflops,
+        plot_ood_vs_id_gain,
         plot_recognition_vs_gflops,
         plot_rl_training,
+        plot_stage1,
         plot_success_vs_gflops,
         plot_success_vs_turns,
         read_ppo_log,
     )
-    from sftvsrl.study.seeds import validation_seed
+    from sftvsrl.study.seeds import KL_OFFSET, validation_seed
 
     cfg, out = study.cfg, study.out
     config_text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
@@ -252,12 +317,48 @@ def write_study_outputs(study: Any, points: list[CurvePoint]) -> Path:
     plot_success_vs_gflops(points, out / "success_vs_gflops.png", splits=present_splits(points))
     if any(p.recognition_acc is not None for p in points):
         plot_recognition_vs_gflops(points, out / "recognition_vs_gflops.png")
+    metric_figures, gain_figures, tried, kl_seconds = {}, {}, {}, {}
+    for name in study.specs:
+        mine = [p for p in points if p.column == name]
+        if mine and present_metrics(mine):
+            fig_path = out / f"metrics_vs_gflops_{name}.png"
+            plot_metrics_vs_gflops(mine, fig_path, metrics=present_metrics(mine), splits=present_splits(mine))
+            metric_figures[name] = fig_path.name
+        splits = {p.split for p in mine}
+        if "id_seen" in splits and splits & {"ood", "visual_ood"}:
+            gain_figures[name] = plot_ood_vs_id_gain(mine, out / f"ood_vs_id_gain_{name}.png", name).name
+        st1 = study.results.get(f"{name}.init_curves")
+        if st1 is not None and st1.points:
+            plot_stage1(
+                [CurvePoint(**p) for p in st1.points], out / f"stage1_{name}.png", st1.chosen_step, name
+            )
+        curves = study.results.get(f"{name}.eval")
+        kl_seconds[name] = (curves.kl_seconds if curves else 0.0) + (st1.kl_seconds if st1 else 0.0)
+        s2 = cfg.stage2
+        rl_res, sft_res = study.results.get(f"{name}.rl"), study.results.get(f"{name}.sft")
+        tried[name] = (
+            f"{s2.rl_updates} RL updates ({s2.rl.get('algorithm', 'ppo')}) "
+            + (f"to {rl_res.gflops:.3g} GFLOPs" if rl_res else "")
+            + (f", SFT {sft_res.steps} steps at matched compute" if sft_res else "")
+        )
     sections = study_sections(study.results, list(study.specs))
+    if cfg.eval.kl_prompts:
+        sections.append(
+            (
+                "Cost of the KL measurements",
+                f"KL(base || checkpoint) and KL(init || checkpoint) on {cfg.eval.kl_prompts} prompts per "
+                "split (`eval.kl_prompts`; answers sampled once from each reference at temperature 1 "
+                f"with seed eval.seed + {KL_OFFSET}): "
+                + ", ".join(f"{n} {sec:.1f} s" for n, sec in kl_seconds.items())
+                + " (cached evaluations count what they took when made).",
+            )
+        )
+    algo = str(cfg.stage2.rl.get("algorithm", "ppo")).upper()
     for name in study.specs:
         rl_log = out / name / "stage2_rl" / "log.jsonl"
         rows = read_ppo_log(rl_log) if rl_log.is_file() else []
         if rows:
-            figure = plot_rl_training(rows, out / f"rl_training_{name}.png", f"{name}: PPO (stage 2)")
+            figure = plot_rl_training(rows, out / f"rl_training_{name}.png", f"{name}: {algo} (stage 2)")
             sections.append(
                 (f"{name}: PPO training", rl_summary(rows) + f"\n\n![PPO training]({figure.name})")
             )
@@ -287,5 +388,8 @@ def write_study_outputs(study: Any, points: list[CurvePoint]) -> Path:
         f"{ev.seed + ev.episodes - 1}; validation from {validation_seed(ev.seed)}",
         "config": config_text,
         "extra_sections": sections,
+        "metric_figures": metric_figures,
+        "gain_figures": gain_figures,
+        "tried": tried,
     }
     return write_report(points, meta, out / "report.md")

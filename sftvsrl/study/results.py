@@ -83,6 +83,17 @@ class SFTResult(StageResult):
 @dataclass
 class CurvesResult(StageResult):
     points: list[dict[str, Any]]  # CurvePoint fields
+    kl_seconds: float = 0.0  # the KL to base / init of every point (cached ones included)
+
+
+@dataclass
+class Stage1CurvesResult(StageResult):
+    """Every stage-1 checkpoint on every split (``init.curve_episodes`` episodes each)."""
+
+    points: list[dict[str, Any]]  # CurvePoint fields, method "stage1", step = stage-1 step
+    chosen_step: int
+    episodes: int
+    kl_seconds: float = 0.0
 
 
 # {split: {model: {turns: [rate, ci_low, ci_high]}}}, nested so that no runner key looks like a split

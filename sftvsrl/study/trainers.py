@@ -136,6 +136,7 @@ def sft_config(
     save_every: int,
     eval_file: Path | None = None,
     eval_every: int | None = None,
+    seed: int | None = None,
 ) -> SFTConfig:
     """The SFTConfig of one study SFT run: the study's fields plus the section's settings."""
     typed = typed_section(section, sections(cfg)[section])
@@ -149,7 +150,7 @@ def sft_config(
             "lora": None if is_ckpt or cfg.lora is None else cfg.lora.model_dump(),
             "data": {"train": str(train), "eval": str(eval_file) if eval_file else None},
             "out_dir": str(out_dir),
-            "seed": cfg.seed,
+            "seed": cfg.seed if seed is None else seed,
             "max_steps": steps,
             "save_every": max(1, save_every),
             "keep_last": KEEP_ALL,

@@ -53,7 +53,7 @@ def fake_stages(monkeypatch):
     def stage2_sft(self, name, init, rl, data):
         return SFTResult(_mark(self.out / name / "stage2_sft"), "f", 4, 1.0, 3.0)
 
-    def evaluate_curves(self, name, spec, init):
+    def evaluate_curves(self, name, spec, init, base=None):
         _mark(self.out / name / "evals" / "SFT", str(self.cfg.eval.episodes))
         points = [
             dict(
@@ -159,3 +159,38 @@ def test_the_study_may_not_set_owned_trainer_keys():
     for override in ("init.sft.eval_every=3", "stage2.rl.save_every=2", "corpus.sft.log_every=5"):
         with pytest.raises(ConfigError, match="the study sets them itself"):
             load_study_config(SMOKE, [override])
+
+
+def test_seeds_run_one_study_each_with_a_shared_stage_0(tmp_path, fake_stages):
+    report, ran = run(tmp_path, "seeds=[0,1]", "corpus.seed=5")
+    assert ran.count("pretrain") == 1 and ran.count(f"{T}.eval") == 2
+    assert (tmp_path / "shared" / "stages" / "pretrain.json").is_file()
+    assert not (tmp_path / "seed-0" / "stages" / "pretrain.json").exists()
+    for seed in (0, 1):
+        assert (tmp_path / f"seed-{seed}" / "curves.csv").is_file()
+        assert (tmp_path / f"seed-{seed}" / "report.md").is_file()
+    text = report.read_text()
+    assert report == tmp_path / "report.md" and "over seeds" in text
+    # 2 seeds x (6 of 12 episodes) pooled: 12 of 24, and RL - SFT 0 with Newcombe's interval
+    assert "| GeneralPoints-L | ood | **pooled** | 50.0 [" in text and "+0.0 [" in text
+    # a re-run reuses everything, the shared stage 0 included
+    _, again = run(tmp_path, "seeds=[0,1]", "corpus.seed=5")
+    assert (tmp_path / "shared" / "base_model" / "made").read_text() == "0"  # made once
+
+
+def test_seeds_without_a_fixed_corpus_seed_pretrain_per_seed(tmp_path, fake_stages):
+    _, ran = run(tmp_path, "seeds=[2,3]")
+    assert ran.count("pretrain") == 2 and not (tmp_path / "shared").exists()
+    assert (tmp_path / "seed-3" / "base_model" / "made").read_text() == "3"
+
+
+def test_new_keys_at_their_defaults_keep_old_fingerprints():
+    from sftvsrl.study.fingerprints import flatten, settings_of
+
+    default = load_study_config(SMOKE)
+    flat = flatten(default.model_dump(mode="json"))
+    assert "corpus.seed" not in settings_of("pretrain", flat) and "seed" in settings_of("pretrain", flat)
+    fixed = flatten(load_study_config(SMOKE, ["corpus.seed=4"]).model_dump(mode="json"))
+    assert settings_of("pretrain", fixed)["corpus.seed"] == 4 and "seed" not in settings_of("pretrain", fixed)
+    assert "init.curve_episodes" not in settings_of("init", flat)
+    assert "eval.kl_prompts" in settings_of("eval", flat)
