@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from sftvsrl.evaluation.runner import evaluate, write_results
-    from sftvsrl.models.loading import load_model
+    from sftvsrl.models.loading import inference_device, load_model
     from sftvsrl.rollout import HFRolloutEngine, make_envs
     from sftvsrl.runs import ensure_writable
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     env_kwargs = parse_env_kwargs(args.env_kwargs)
     make_envs(args.env, env_kwargs, 1, args.max_turns)[0].close()  # fail fast on a bad env/kwargs
     ensure_writable(args.out)  # and on an output folder that cannot take the results
-    pm = load_model(args.model, dtype=args.dtype, trainable=False)
+    pm = load_model(args.model, dtype=args.dtype, trainable=False, device=inference_device())
     pm.model.eval()
     engine = HFRolloutEngine(pm, batch_size=args.num_envs)
     with Progress(transient=True) as bar:
@@ -132,9 +132,9 @@ def kl_summary(args: argparse.Namespace, pm: Any, env_kwargs: dict[str, Any], ke
     """``{key: mean per-token KL(--kl-base || model), key + "_cost": {...}}`` on the base's
     answers to the first ``--kl-prompts`` prompts of the evaluated split."""
     from sftvsrl.evaluation.kl import first_prompts, kl_to_reference
-    from sftvsrl.models.loading import load_model
+    from sftvsrl.models.loading import inference_device, load_model
 
-    base = load_model(args.kl_base, dtype=args.dtype, trainable=False)
+    base = load_model(args.kl_base, dtype=args.dtype, trainable=False, device=inference_device())
     prompts = first_prompts(args.env, env_kwargs, args.kl_prompts, args.seed)
     max_new = args.kl_max_new_tokens or args.max_new_tokens
     result = kl_to_reference(base, pm, prompts, n=args.kl_prompts, seed=args.seed, max_new_tokens=max_new)

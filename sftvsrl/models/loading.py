@@ -103,6 +103,7 @@ def load_model(
     lora: LoraSettings | None = None,
     seed: int = 0,
     trainable: bool = True,
+    device: str | torch.device | None = None,
 ) -> PolicyModel:
     """Build a tiny default or load a local HF folder (never downloads).
 
@@ -111,7 +112,9 @@ def load_model(
     a model or checkpoint folder, or a training run's folder (then its latest checkpoint).
 
     ``lora`` wraps a model in fresh LoRA adapters; a folder saved with adapters gets them back
-    (trainable when ``trainable``). ``dtype`` is the weights' storage dtype.
+    (trainable when ``trainable``). ``dtype`` is the weights' storage dtype. ``device``: where
+    the weights go (trainers leave it None: accelerate places them; evaluation passes
+    :func:`inference_device`).
     """
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
@@ -135,7 +138,15 @@ def load_model(
             raise ConfigError(f"{name} already holds LoRA adapters; do not set lora again")
     elif lora is not None:
         pm.model = apply_lora(pm.model, lora)
+    if device is not None:
+        pm.model.to(device)
     return pm
+
+
+def inference_device() -> torch.device:
+    """Where evaluation and probes run: the first GPU when there is one, else the CPU (the
+    rollout engine generates wherever the model's weights are)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _build_tiny(name: str, seed: int) -> PolicyModel:

@@ -132,7 +132,10 @@ class StudyConfig(StrictModel):
         None, min_length=1, description="run the study once per seed in DIR/seed-<s>/ (None: just seed)"
     )
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    bf16: bool = True
+    bf16: bool | Literal["auto"] = Field(
+        "auto",
+        description="bf16 autocast in every trainer; auto: measured once per CPU (fp32 where bf16 is slower)",
+    )
     lora: LoraSettings | None = None
     threads: int | None = Field(None, gt=0, description="torch CPU threads (None: torch's default)")
     dist_timeout_min: float = Field(

@@ -26,11 +26,16 @@ def evaluate(
     if cache.is_file():
         return json.loads(cache.read_text(encoding="utf-8"))
     from sftvsrl.evaluation.runner import evaluate as run_eval
-    from sftvsrl.models.loading import load_model
+    from sftvsrl.models.loading import inference_device, load_model
     from sftvsrl.rollout import HFRolloutEngine
 
     ev = cfg.eval
-    pm = load_model(str(ckpt), dtype=cfg.dtype if cfg.dtype != "float16" else "float32", trainable=False)
+    pm = load_model(
+        str(ckpt),
+        dtype=cfg.dtype if cfg.dtype != "float16" else "float32",
+        trainable=False,
+        device=inference_device(),
+    )
     engine = HFRolloutEngine(pm, batch_size=ev.num_envs)
     _, summary = run_eval(
         engine,
@@ -93,10 +98,10 @@ class KLProbe:
         return self.cfg.eval.kl_prompts > 0
 
     def _load(self, path: str) -> Any:
-        from sftvsrl.models.loading import load_model
+        from sftvsrl.models.loading import inference_device, load_model
 
         dtype = self.cfg.dtype if self.cfg.dtype != "float16" else "float32"
-        return load_model(path, dtype=dtype, trainable=False)
+        return load_model(path, dtype=dtype, trainable=False, device=inference_device())
 
     def _ref(self, label: str) -> Any:
         if label not in self._pms:

@@ -21,7 +21,7 @@ from sftvsrl.errors import ConfigError
 from sftvsrl.study.trainers import DISPLAY_ONLY
 
 _EVAL = ("eval", "dtype", "prompt_style")
-_RL = ("stage2.rl", "stage2.rl_updates", "stage2.evals", "seed", "dtype", "prompt_style")
+_RL = ("stage2.rl", "stage2.rl_updates", "stage2.evals", "seed", "dtype", "bf16", "prompt_style")
 
 SETTINGS: dict[str, tuple[str, ...]] = {
     "pretrain": ("corpus", "seed", "bf16", "dtype", "lora"),

@@ -39,14 +39,16 @@ def corpus_accuracy(
     model: str | Path, n: int, seed: int, mix: dict[str, float] | None = None
 ) -> dict[str, float]:
     """Greedy exact-match accuracy per corpus kind on ``n`` fresh draws: did stage 0 teach anything?"""
-    from sftvsrl.models.loading import load_model
+    from sftvsrl.models.loading import inference_device, load_model
     from sftvsrl.rollout import HFRolloutEngine
     from sftvsrl.study.corpus import corpus_rows
 
     if n <= 0:
         return {}
     rows = list(corpus_rows(n, seed=seed, mix=mix))
-    engine = HFRolloutEngine(load_model(str(model), trainable=False), batch_size=64)
+    engine = HFRolloutEngine(
+        load_model(str(model), trainable=False, device=inference_device()), batch_size=64
+    )
     gens = engine.generate([r["prompt"] for r in rows], max_new_tokens=64, do_sample=False)
     hits: dict[str, list[bool]] = {}
     for row, gen in zip(rows, gens, strict=True):

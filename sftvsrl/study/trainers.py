@@ -144,6 +144,7 @@ def sft_config(
     return _sft().model_validate(
         {
             "bf16": cfg.bf16,
+            "threads": cfg.threads,
             **set_values(typed),
             "model": model,
             "dtype": cfg.dtype,
@@ -168,6 +169,8 @@ def rl_config(
     return _ppo().model_validate(
         {
             "dtype": "float32" if cfg.dtype == "float16" else cfg.dtype,
+            "bf16": cfg.bf16,
+            "threads": cfg.threads,
             **set_values(typed),
             "init": init,
             "out_dir": str(out_dir),
