@@ -94,7 +94,7 @@ def test_card_rows_read_many_legends_in_the_task_prompts_form():
         assert all(1 <= v <= 13 for v in values.values())
         legends.add(head)
 
-        def value(rank):
+        def value(rank, values=values):
             return values[rank] if rank in values else int(rank)
 
         if row["completion"].startswith("{"):
