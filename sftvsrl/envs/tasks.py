@@ -246,6 +246,8 @@ register_task(
         held_out={
             "id": {"action_space": "absolute", "split": "test"},
             "ood": {"action_space": "relative", "split": "test"},
+            # visual OOD: trained on Helsinki's streets, evaluated on Kotka's (docs/virl.md)
+            "visual_ood": {"action_space": "absolute", "split": "test", "city": "kotka"},
         },
         wrong=f"{_VIRL}.answers:make_wrong_fn",
         row_extra=f"{_VIRL}.answers:row_extra",

@@ -77,6 +77,29 @@ def test_the_four_paper_tasks_and_their_splits():
     assert task_for_env("sftvsrl/NoSuch-v0") is None
 
 
+def test_virl_vl_visual_ood_trains_on_helsinki_and_walks_kotka_with_full_reward():
+    task = get_task("VIRL-VL")
+    assert list(task.splits) == ["id_seen", "id", "ood", "visual_ood"]
+    assert task.splits["visual_ood"] == {"action_space": "absolute", "split": "test", "city": "kotka"}
+    seen = make_env(task.env_id, **task.splits["id_seen"], prompt_style="compact")
+    env = make_env(task.env_id, **task.splits["visual_ood"], prompt_style="compact")
+    try:
+        assert seen.unwrapped.city == "helsinki" and env.unwrapped.city == "kotka"
+        for seed in range(10):
+            _, info = env.reset(seed=seed)
+            lat = info["position"][0]
+            assert 60.3 < lat < 60.6, lat  # Kotka (Helsinki lies near 60.17 N)
+            rewards, done = [], False
+            while not done:
+                obs, reward, done, truncated, info = env.step(info["expert_answer"])
+                assert not truncated and obs["image"].any()
+                rewards.append(reward)
+            assert info["success"] and rewards == [_best_reward(task)] * len(rewards)
+    finally:
+        env.close()
+        seen.close()
+
+
 def test_unknown_task_is_a_config_error_listing_the_known_ones():
     with pytest.raises(ConfigError, match="unknown task 'Chess-L'; known: GeneralPoints-L, GeneralPoints-VL"):
         get_task("Chess-L")

@@ -88,6 +88,7 @@ class VIRLEnv(gym.Env):
         max_turns: int = 2,
         max_steps: int | None = None,
         prompt_style: str = "full",
+        compact_window: int | None = P.COMPACT_WINDOW,
         render_style: str | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -99,6 +100,8 @@ class VIRLEnv(gym.Env):
                 raise ValueError(f"split for original data must be train, test or all, got {split!r}")
         elif split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if compact_window is not None and (isinstance(compact_window, bool) or int(compact_window) < 0):
+            raise ValueError(f"compact_window must be >= 0 or None, got {compact_window!r}")
         if max_turns < 1:
             raise ValueError(f"max_turns must be >= 1, got {max_turns}")
         if max_steps is not None and max_steps < 1:
@@ -114,6 +117,7 @@ class VIRLEnv(gym.Env):
         self.max_turns = int(max_turns)
         self.max_steps = max_steps
         self.prompt_style = prompt_style
+        self.compact_window = None if compact_window is None else int(compact_window)
         self.render_style = render_style
         self.render_mode = render_mode
         self.source = route_source(city)
@@ -148,7 +152,14 @@ class VIRLEnv(gym.Env):
         return P.observation_text(self.route, point, heading, self.prompt_style, self.vision)
 
     def _history_text(self) -> str:
-        """How an earlier observation is echoed in the history (always the text form)."""
+        """How an earlier observation is echoed in the history (always the text form; the
+        bounded compact style keeps where the walker stood and faced, not the landmarks)."""
+        point, heading = self._state()
+        short = self.compact_window is not None
+        return P.observation_text(self.route, point, heading, self.prompt_style, vision=False, short=short)
+
+    def _observation_echo(self) -> str:
+        """The current observation in text form, as the full answer's "current observation"."""
         point, heading = self._state()
         return P.observation_text(self.route, point, heading, self.prompt_style, vision=False)
 
@@ -160,6 +171,7 @@ class VIRLEnv(gym.Env):
             self.action_space_name,
             self.prompt_style,
             self.vision,
+            self.compact_window,
         )
         self._revision = RevisionState(first)
         self._image = None
@@ -194,7 +206,7 @@ class VIRLEnv(gym.Env):
             self._expected().text(),
             self.prompt_style,
             self.vision,
-            self._history_text(),
+            self._observation_echo(),
             sentence,
             visible_landmarks(self.route, point),
         )

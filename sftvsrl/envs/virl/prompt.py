@@ -2,7 +2,15 @@
 
 "full": a paper-like prompt for real LMs (task, action space, instruction, the history of
 observations and actions, the current observation, the answer format).
-"compact": the same information in few characters for tiny char-level models.
+"compact": the same information in few characters for tiny char-level models, bounded in
+length so that every prompt of a route (plus a revision turn and the answer) fits a
+1024-position char-level model: with ``window=k`` (the env's ``compact_window``, default
+:data:`COMPACT_WINDOW`) it shows the last ``k`` (observation, action) pairs in a short form
+(where the walker stood and faced, without the landmarks), the instruction's sentences from
+the one the last action executed to :data:`SENTENCE_WINDOW` sentences on (``..`` marks cut
+sentences), the action space and the whole current observation; older pairs are dropped
+further if the prompt would exceed :data:`COMPACT_MAX_CHARS`. ``window=None`` shows the
+whole instruction and history (the unbounded compact form, for longer-context models).
 In -VL the current observation's landmarks and street signs are only in the image; the
 text keeps the heading and the earlier (already verified) observations.
 """
@@ -15,6 +23,9 @@ from sftvsrl.envs.virl.directions import absolute_direction, directions_for
 from sftvsrl.envs.virl.routes import Route, side_of
 
 SIDES = ("front", "left", "right", "back")
+COMPACT_WINDOW = 2  # earlier (observation, action) pairs a bounded compact prompt shows
+SENTENCE_WINDOW = 3  # instruction sentences shown: the last action's one and the next two
+COMPACT_MAX_CHARS = 570  # first prompt of a step; drops history pairs beyond it
 _ABBREV = {
     "north": "N", "north-east": "NE", "east": "E", "south-east": "SE",
     "south": "S", "south-west": "SW", "west": "W", "north-west": "NW",
@@ -33,10 +44,15 @@ def current_street(route: Route, point: int) -> str:
     return route.streets[point - 1] if point > 0 else route.streets[0]
 
 
-def observation_text(route: Route, point: int, heading: float, style: str, vision: bool = False) -> str:
-    """What the walker perceives at ``point`` facing ``heading`` (text form)."""
+def observation_text(
+    route: Route, point: int, heading: float, style: str, vision: bool = False, short: bool = False
+) -> str:
+    """What the walker perceives at ``point`` facing ``heading`` (text form); ``short``
+    (compact only): where it stands and faces, without the landmarks (history entries)."""
     compass = absolute_direction(heading)
     deg = int(round(heading)) % 360
+    if short and style == "compact":
+        return f"@{'/'.join(route.cross_streets[point])} on {current_street(route, point)} h={_ABBREV[compass]}{deg}"
     if vision:
         if style == "compact":
             return f"h={_ABBREV[compass]}{deg} see image"
@@ -55,6 +71,45 @@ def observation_text(route: Route, point: int, heading: float, style: str, visio
     )
 
 
+def compact_instruction_window(route: Route, done: int, size: int = SENTENCE_WINDOW) -> str:
+    """The compact instruction from the sentence of the last executed action (``done``
+    actions so far) to ``size`` sentences on; ``..`` stands for the sentences cut."""
+    sentences = route.compact_sentences or route.sentences or [route.instruction]
+    start = route.plan[done - 1].sentence if done > 0 else 0
+    start = max(0, min(start, len(sentences) - 1))
+    shown = sentences[start : start + size]
+    head = ".." if start > 0 else ""
+    tail = ".." if start + size < len(sentences) else ""
+    return "; ".join([x for x in (head, *shown, tail) if x])
+
+
+def _compact_prompt(
+    route: Route,
+    history: list[tuple[str, str]],
+    current: str,
+    dirs: tuple[str, ...],
+    vision: bool,
+    window: int | None,
+) -> str:
+    fmt = '{"landmarks":[...],"action":A}' if vision else '{"action":A}'
+    head = f"Walk the route. A=forward()|turn_direction(X)|stop() X={'|'.join(dirs)}\n"
+    if window is None:
+        instruction = route.compact_instruction
+        first = 1
+    else:
+        instruction = compact_instruction_window(route, len(history))
+        first = max(1, len(history) - window + 1)
+    while True:
+        shown = history[first - 1 :]
+        hist = " ".join(f"O{i}:{o} A{i}:{a}" for i, (o, a) in enumerate(shown, first))
+        if first > 1:
+            hist = f".. {hist}" if hist else ".."
+        text = f"{head}I:{instruction}\nH:{hist or '-'}\nO:{current}\n{fmt}"
+        if window is None or len(text) <= COMPACT_MAX_CHARS or first > len(history):
+            return text
+        first += 1  # over the bound: drop the oldest pair shown
+
+
 def build_prompt(
     route: Route,
     history: list[tuple[str, str]],
@@ -62,16 +117,15 @@ def build_prompt(
     action_space: str,
     style: str,
     vision: bool,
+    window: int | None = COMPACT_WINDOW,
 ) -> str:
-    """The first prompt of a step: instruction, earlier (observation, action) pairs, now."""
+    """The first prompt of a step: instruction, earlier (observation, action) pairs, now.
+
+    ``history`` holds one pair per executed action (so ``len(history)`` actions are done);
+    ``window`` bounds the compact style (see the module docstring); the full style ignores it."""
     dirs = directions_for(action_space)
     if style == "compact":
-        hist = " ".join(f"O{i}:{o} A{i}:{a}" for i, (o, a) in enumerate(history, 1))
-        fmt = '{"landmarks":[...],"action":A}' if vision else '{"action":A}'
-        return (
-            f"Walk the route. A=forward()|turn_direction(X)|stop() X={'|'.join(dirs)}\n"
-            f"I:{route.compact_instruction}\nH:{hist or '-'}\nO:{current}\n{fmt}"
-        )
+        return _compact_prompt(route, history, current, dirs, vision, window)
     lines = [
         "[Task] You are walking through a city, following route instructions. At each step you get "
         "your current observation and your earlier observations and actions. Work out which "
