@@ -17,7 +17,7 @@ def test_presets_validate(name):
 
 def test_smoke_is_tiny_and_pretrains():
     cfg = load_study_config(PRESETS / "smoke.yaml")
-    assert cfg.model == "tiny-lm" and cfg.pretrain and cfg.tasks == ["GeneralPoints-L"]
+    assert cfg.model == "tiny-lm" and cfg.pretrain and cfg.tasks == ["GeneralPoints-L", "VIRL-L"]
 
 
 def test_paper_uses_a_local_model_without_stage_0():
