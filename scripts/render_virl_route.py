@@ -23,7 +23,6 @@ from sftvsrl.envs.virl.osm import load_city, local_xy  # noqa: E402
 from sftvsrl.envs.virl.render import render_views  # noqa: E402
 from sftvsrl.envs.virl.routes import sample_route  # noqa: E402
 
-
 OFFSETS = [(6, 6), (6, -12), (-6, 6), (-6, -12), (10, -2), (-10, -2), (0, 12), (0, -16),
            (14, 14), (14, -20), (-14, 14), (-14, -20), (0, 24), (0, -28)]  # fmt: skip
 
