@@ -58,7 +58,11 @@ def test_the_tour_evaluates_only_turns_its_sft_data_has():
     cfg = yaml.safe_load((ROOT / _option(sft, "--config")).read_text(encoding="utf-8"))
     assert cfg["data"]["train"] == _option(data, "--out")
     assert cfg["max_steps"] and cfg["max_steps"] <= 300  # a few minutes, not 1250 steps
-    assert int(_override(rl, "max_turns") or 1) <= turns
+    rl_cfg = yaml.safe_load((ROOT / _option(rl, "--config")).read_text(encoding="utf-8"))
+    rl_turns = int(_override(rl, "max_turns") or rl_cfg["max_turns"])
+    assert rl_turns <= turns
+    # Every PPO update starts new episodes: with fewer answers per env than turns, none ends.
+    assert int(_override(rl, "steps_per_env") or rl_cfg["steps_per_env"]) >= rl_turns
     assert int(_override(rl, "updates") or 30) <= 20
 
 
