@@ -1,6 +1,9 @@
 """Plot a PPO run's reward and success rate per update from its ``log.jsonl``.
 
 python scripts/plot_rl_log.py runs/gp_l_tiny_rl/log.jsonl docs/figures/rl_curve.png [--title TEXT]
+
+The committed figure: python scripts/plot_rl_log.py docs/results/gp_l_tiny_rl/rl_log.jsonl \
+    docs/figures/rl_gp_l_tiny_curve.png --title "tiny-lm PPO on GeneralPoints-L (ID training hands)"
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from sftvsrl import __version__
@@ -30,18 +31,40 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+VERBOSE_HELP = "show Hugging Face's own progress bars and log messages (default: hidden)"
+
+
+def quiet_hugging_face(verbose: bool) -> None:
+    """Hide Hugging Face's "Loading weights" / "Writing model shards" bars and its advisory
+    messages unless ``verbose``; our own progress lines say what is happening. Its warnings
+    (e.g. a prompt longer than the model's positions) stay. Set through the environment, so
+    processes started from here (torchrun) inherit it."""
+    if verbose:
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    if "transformers" in sys.modules:  # imported already: the variables are read at import
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
 def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
     parser = argparse.ArgumentParser(prog="sftvsrl", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     module = None
-    wanted = argv[0] if argv and not argv[0].startswith("-") else None
+    rest = [a for a in argv if a != "--verbose"]  # `sftvsrl --verbose sft ...` names sft too
+    wanted = rest[0] if rest and not rest[0].startswith("-") else None
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        # Also after the command (`sftvsrl sft --verbose ...`); SUPPRESS keeps the global value.
+        p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
         if name == wanted:
             module = importlib.import_module(module_name)
             if hasattr(module, "TASK_CLI"):  # two-level: only the named task's module is imported
-                module.add_arguments(p, argv[1:])
+                module.add_arguments(p, rest[1:])
             else:
                 module.add_arguments(p)
     return parser, module
@@ -54,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if module is None:
         parser.print_help()
         return 0 if not argv else 2
+    quiet_hugging_face(args.verbose)
     try:
         return int(module.run(args) or 0)
     except (UserError, OSError) as exc:  # OSError: a full disk, a read-only folder (names the file)

@@ -68,3 +68,67 @@ def test_every_option_with_a_default_shows_it(capsys):
             assert action.help and "default" in action.help, (argv, action.dest)
         text = " ".join(sub.format_help().split())
         assert "``" not in text, argv
+
+
+def test_eval_prints_a_plain_progress_line_when_not_a_terminal(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # main() sets it; undone after the test
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rc = main(
+            [
+                "eval",
+                "--model",
+                "tiny-lm",
+                "--env",
+                "sftvsrl/GeneralPoints-L-v0",
+                "--env-kwargs",
+                "prompt_style=compact",
+                "--episodes",
+                "3",
+                "--max-turns",
+                "1",
+                "--max-new-tokens",
+                "4",
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    err = capsys.readouterr().err  # capsys's stderr is no terminal: plain lines, no bar
+    assert "eval 3/3, " in err and "episodes/s, ETA 0m00s" in err
+
+
+def test_hugging_face_bars_are_hidden_unless_verbose(monkeypatch):
+    from transformers.utils import logging as hf_logging
+
+    from sftvsrl.cli import quiet_hugging_face
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    hf_logging.enable_progress_bar()
+    try:
+        quiet_hugging_face(verbose=True)
+        assert hf_logging.is_progress_bar_enabled()
+        assert "HF_HUB_DISABLE_PROGRESS_BARS" not in __import__("os").environ
+        quiet_hugging_face(verbose=False)
+        assert not hf_logging.is_progress_bar_enabled()
+        assert __import__("os").environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    finally:
+        monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+        hf_logging.enable_progress_bar()
+
+
+@pytest.mark.parametrize(
+    "argv", [["--verbose", "sft", "--config", "x.yaml"], ["sft", "--verbose", "--config", "x.yaml"]]
+)
+def test_verbose_is_accepted_before_and_after_the_command(argv):
+    parser, module = build_parser(argv)
+    args = parser.parse_args(argv)
+    assert module is not None and args.command == "sft" and args.verbose is True
+    parser, _ = build_parser(["sft"])
+    assert parser.parse_args(["sft"]).verbose is False

@@ -66,12 +66,11 @@ def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
-
     from sftvsrl.evaluation.runner import evaluate, write_results
     from sftvsrl.models.loading import inference_device, load_model
     from sftvsrl.rollout import HFRolloutEngine, make_envs
     from sftvsrl.runs import ensure_writable
+    from sftvsrl.training.loop import Progress
 
     if args.episodes <= 0:
         raise ConfigError("--episodes must be positive")
@@ -86,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     pm = load_model(args.model, dtype=args.dtype, trainable=False, device=inference_device())
     pm.model.eval()
     engine = HFRolloutEngine(pm, batch_size=args.num_envs)
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"eval {args.env}", total=args.episodes)
+    # A bar on a terminal; in a log, a plain line every 30 s (episodes done, rate, ETA).
+    with Progress("eval", args.episodes, unit="episodes") as bar:
         records, summary = evaluate(
             engine,
             args.env,
@@ -99,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             do_sample=args.sample,
             temperature=args.temperature,
             max_new_tokens=args.max_new_tokens,
-            progress=lambda n: bar.advance(task, n),
+            progress=bar.advance,
         )
     summary["model"] = str(args.model)
     if kl_base:

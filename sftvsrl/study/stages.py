@@ -11,6 +11,13 @@ all processes go on with the same one.
 Time: a running stage's seconds so far are written every ``heartbeat_s`` to
 ``stages/.<name>.elapsed``, so a stage that was interrupted and re-run reports the time of
 all its attempts (up to one heartbeat lost per interruption), not only of the last one.
+
+Console: when it is not a terminal (a log file), a running stage prints a plain line every
+``say_every_s`` (its time so far), so a log is never silent through a long stage; the
+trainers inside add their own step/total, rate, ETA and loss lines. The time left after a
+stage comes only from measured times: the seconds a finished stage of the same kind (the
+name's part after its last dot: ``GeneralPoints-L.rl`` -> ``rl``) took, in this run or an
+earlier one; stages of kinds not run yet are counted as unknown, not guessed.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +43,15 @@ class StageRunner:
         total: int | None = None,
         procs: Processes | None = None,
         heartbeat_s: float = 10.0,
+        plan: Sequence[str] | None = None,
+        say_every_s: float = 30.0,
     ):
-        self.heartbeat_s = heartbeat_s
+        """``plan``: every stage's name in running order (for the time left by stage kind);
+        ``total`` defaults to its length."""
+        self.heartbeat_s, self.say_every_s = heartbeat_s, say_every_s
+        self.plan = list(plan) if plan is not None else None
+        if total is None and self.plan is not None:
+            total = len(self.plan)
         self.out_dir = Path(out_dir)
         self.stage_dir = self.out_dir / "stages"
         self.stage_dir.mkdir(parents=True, exist_ok=True)
@@ -48,6 +62,39 @@ class StageRunner:
         self.index = 0
         self.started = time.time()
         self.skipped: set[str] = set()  # stages whose stored result was reused
+        self.measured: dict[str, list[float]] = {}  # stage kind -> seconds of finished stages
+
+    @staticmethod
+    def kind(name: str) -> str:
+        """``GeneralPoints-L.rl`` -> ``rl``; ``pretrain`` -> ``pretrain``."""
+        return name.rsplit(".", 1)[-1]
+
+    def _measure(self, name: str, result: dict[str, Any]) -> None:
+        seconds = result.get("stage_seconds")
+        if isinstance(seconds, (int, float)) and seconds >= 0:
+            self.measured.setdefault(self.kind(name), []).append(float(seconds))
+
+    def expected_seconds(self, name: str) -> float | None:
+        """Mean measured seconds of finished stages of ``name``'s kind (None: none yet)."""
+        times = self.measured.get(self.kind(name))
+        return sum(times) / len(times) if times else None
+
+    def time_left(self) -> str:
+        """``about N min left`` from measured stage times, or what is unknown."""
+        if not self.total or self.index >= self.total:
+            return ""
+        left = self.total - self.index
+        if self.plan is None:
+            return f"{left} stage{'s' * (left > 1)} left"
+        expected = [self.expected_seconds(n) for n in self.plan[self.index :]]
+        known = [e for e in expected if e is not None]
+        unknown = len(expected) - len(known)
+        if not known:
+            return f"{left} stage{'s' * (left > 1)} left, time unknown (none of their kinds has run yet)"
+        minutes = sum(known) / 60
+        if unknown:
+            return f"at least {minutes:.1f} min left (+{unknown} stage{'s' * (unknown > 1)} of kinds not run yet)"
+        return f"about {minutes:.1f} min left (measured stage times)"
 
     def result_path(self, name: str) -> Path:
         return self.stage_dir / f"{name}.json"
@@ -88,13 +135,17 @@ class StageRunner:
             else:
                 self.console.print(f"{label} {name}: done earlier, skipped")
                 self.skipped.add(name)
+                self._measure(name, result)
                 return result
         self.console.rule(f"{label} stage {name}")
         start, earlier = time.time(), self._earlier_seconds(name)
         main = self.procs is None or self.procs.is_main
         stop = threading.Event()
         beat = threading.Thread(
-            target=self._heartbeat, args=(name, start, earlier, stop), daemon=True, name=f"stage-{name}"
+            target=self._heartbeat,
+            args=(name, label, start, earlier, stop),
+            daemon=True,
+            name=f"stage-{name}",
         )
         if main:
             beat.start()
@@ -120,19 +171,41 @@ class StageRunner:
             self.procs.wait()
             if not self.procs.is_main:
                 result = json.loads(path.read_text(encoding="utf-8"))
-        elapsed = time.time() - self.started
-        eta = ""
-        if self.total and self.index < self.total:
-            eta = f", about {elapsed / self.index * (self.total - self.index) / 60:.1f} min left"
-        self.console.print(f"{label} {name}: finished in {result['stage_seconds']:.0f} s{eta}")
+        self._measure(name, result)
+        left = self.time_left()
+        self.console.print(
+            f"{label} {name}: finished in {result['stage_seconds']:.0f} s" + (f", {left}" if left else ""),
+            soft_wrap=True,
+        )
         return result
 
-    def _heartbeat(self, name: str, start: float, earlier: float, stop: threading.Event) -> None:
-        while not stop.wait(self.heartbeat_s):
-            self._write_elapsed(name, earlier + time.time() - start)
+    def running_line(self, name: str, label: str, seconds: float) -> str:
+        """``[3/9] GeneralPoints-L.rl: running, 1m30s so far`` (+ what the same kind took)."""
+        line = f"{label} {name}: running, {_duration(seconds)} so far"
+        expected = self.expected_seconds(name)
+        if expected is not None:
+            line += f" (a finished {self.kind(name)} stage took {_duration(expected)})"
+        return line
+
+    def _heartbeat(self, name: str, label: str, start: float, earlier: float, stop: threading.Event) -> None:
+        say = not self.console.is_terminal and self.say_every_s > 0
+        last_said = start
+        while not stop.wait(min(self.heartbeat_s, self.say_every_s) if say else self.heartbeat_s):
+            now = time.time()
+            self._write_elapsed(name, earlier + now - start)
+            if say and now - last_said >= self.say_every_s:
+                last_said = now
+                self.console.print(self.running_line(name, label, earlier + now - start), soft_wrap=True)
 
     def _write_elapsed(self, name: str, seconds: float) -> None:
         path = self._elapsed_path(name)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(f"{seconds:.2f}", encoding="utf-8")
         tmp.replace(path)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"

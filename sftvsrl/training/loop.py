@@ -48,9 +48,11 @@ def _duration(seconds: float) -> str:
 
 class Progress:
     """Progress over ``total`` steps: a rich bar on a terminal; in a log file (stderr not a
-    terminal) a plain line every ``every`` seconds and at the end, so logs stay readable.
+    terminal) a plain line every ``every`` seconds and at the end, so logs stay readable:
+    ``label step/total, rate, ETA, info`` (the trainers put the last loss or reward in info).
 
-    Use as a context manager; ``update(step, info)`` after each step.
+    Use as a context manager; ``update(step, info)`` after each step, or ``advance(n)``.
+    ``unit`` names what is counted in the rate (``steps/s``, ``episodes/s``).
     """
 
     def __init__(
@@ -63,8 +65,9 @@ class Progress:
         stream: TextIO | None = None,
         every: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        unit: str = "steps",
     ) -> None:
-        self.label, self.total, self.enabled = label, total, enabled
+        self.label, self.total, self.enabled, self.unit = label, total, enabled, unit
         self.stream = stream or sys.stderr
         self.every, self.clock = every, clock
         self.start_step, self.step, self.printed_step, self.info = done, done, done, ""
@@ -106,13 +109,17 @@ class Progress:
         elif self.clock() - self.last_print >= self.every or step >= self.total:
             self._print()
 
+    def advance(self, n: int = 1, info: str = "") -> None:
+        """``update(step + n, info)``: for callers that count finished items."""
+        self.update(self.step + n, info)
+
     def line(self) -> str:
         """``label step/total, rate, ETA, info`` (rate and ETA over this attempt's steps)."""
         now = self.clock()
         dt, done = now - self.t0, self.step - self.start_step
         rate = done / dt if dt > 0 else 0.0
         eta = _duration((self.total - self.step) / rate) if rate > 0 else "?"
-        parts = [f"{self.label} {self.step}/{self.total}", f"{rate:.3g} steps/s", f"ETA {eta}"]
+        parts = [f"{self.label} {self.step}/{self.total}", f"{rate:.3g} {self.unit}/s", f"ETA {eta}"]
         return ", ".join(parts + ([self.info] if self.info else []))
 
     def _print(self) -> None:

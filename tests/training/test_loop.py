@@ -76,3 +76,21 @@ def test_phase_timer_sums_phases_and_resets():
 def test_cpu_only_launch(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert not cpu_only_launch()
+
+
+def test_progress_advance_counts_items_in_its_unit():
+    clock, out = FakeClock(), FakeStream()
+    with Progress("eval", total=4, stream=out, clock=clock, unit="episodes") as p:
+        for _ in range(4):
+            clock.t += 0.5
+            p.advance()
+    assert out.getvalue().splitlines() == ["eval 4/4, 2 episodes/s, ETA 0m00s"]
+
+
+def test_progress_line_before_any_step_has_no_eta():
+    clock, out = FakeClock(), FakeStream()
+    with Progress("sft", total=10, stream=out, clock=clock, every=30) as p:
+        clock.t += 31.0
+        assert p.line() == "sft 0/10, 0 steps/s, ETA ?"
+        p.update(1, "loss 2.000")
+    assert out.getvalue().splitlines() == ["sft 1/10, 0.0323 steps/s, ETA 4m39s, loss 2.000"]
