@@ -69,7 +69,7 @@ class Study:
         self.plan = self._plan()
         self.fingerprints = self._fingerprints()
         self.procs = Processes(cfg.dist_timeout_min)
-        self.runner = StageRunner(self.out, total=len(self.plan), procs=self.procs)
+        self.runner = StageRunner(self.out, plan=list(self.plan), procs=self.procs)
         self.results: dict[str, StageResult] = {}
         self.records: dict[str, dict[str, Any]] = {}  # the stored files, with the runner's keys
 
