@@ -40,8 +40,9 @@ from safetensors.torch import load_model as load_module_safetensors
 from safetensors.torch import save_model as save_module_safetensors
 
 from sftvsrl.atomic import atomic_write_text, fsync_dir, fsync_tree
-from sftvsrl.errors import CheckpointError, ConfigError, UserError
+from sftvsrl.errors import CheckpointError, ConfigError, RunWarning, UserError, warn_once
 from sftvsrl.flops import FlopsCounter
+from sftvsrl.writable import ensure_writable, os_reason, write_probe
 
 CHECKPOINTS_DIR = "checkpoints"
 TRAINER_STATE = "trainer_state.json"
@@ -51,59 +52,6 @@ OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
 STATE_FILES = (TRAINER_STATE, OPTIMIZER_FILE, SCHEDULER_FILE)  # what export_model leaves out
 STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-class RunWarning(UserWarning):
-    """Something in a run folder that is skipped or kept aside rather than trusted (or deleted)."""
-
-
-_warned: set[str] = set()
-
-
-def warn_once(message: str) -> None:
-    """Warn about ``message`` once per process (a folder listed at every save warns once)."""
-    if message not in _warned:
-        _warned.add(message)
-        warnings.warn(message, RunWarning, stacklevel=3)
-
-
-def ensure_writable(folder: str | Path) -> Path:
-    """Create ``folder`` and prove it can be written (a probe file is created, fsynced and deleted),
-    before any compute is spent; raises a one-line ``UserError`` naming the folder otherwise.
-    (Permission bits alone do not tell: root writes into a 0o500 folder, a read-only mount refuses.)"""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder}: the output path exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{folder}: cannot create the output folder ({_reason(exc)})") from None
-    failure = _probe(folder)
-    if failure is not None:
-        raise UserError(f"{folder}: the output folder is not writable ({_reason(failure)})")
-    return folder
-
-
-def _probe(folder: Path) -> OSError | None:
-    """Create, fsync and delete a small file in ``folder``: the OSError that stops it, or None."""
-    probe = folder / f".write-probe-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(probe, "wb") as fh:
-            fh.write(b"ok")
-            fh.flush()
-            os.fsync(fh.fileno())
-        probe.unlink()
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            probe.unlink(missing_ok=True)
-        return exc
-    return None
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return f"{type(exc).__name__}: {exc}"
 
 
 # ---------------------------------------------------------------- resume settings
@@ -253,7 +201,7 @@ class RunLog:
         try:
             self._append(line)
         except OSError as exc:  # a full disk: name the file (a write() error names none)
-            raise UserError(f"{self.path}: appending to the log failed ({_reason(exc)})") from None
+            raise UserError(f"{self.path}: appending to the log failed ({os_reason(exc)})") from None
 
     def _append(self, line: bytes) -> None:
         with self.path.open("a+b") as fh:
@@ -427,7 +375,7 @@ class RunDir:
         try:
             return atomic_write_text(self.config_path, text)
         except OSError as exc:
-            raise UserError(f"{self.config_path}: writing the config failed ({_reason(exc)})") from None
+            raise UserError(f"{self.config_path}: writing the config failed ({os_reason(exc)})") from None
 
     def save_checkpoint(
         self,
@@ -516,8 +464,8 @@ class RunDir:
         try:
             yield
         except Exception as exc:
-            failure = exc if isinstance(exc, OSError) else _probe(tmp.parent)  # torch.save: RuntimeError
-            reason = None if failure is None else _reason(failure)
+            failure = exc if isinstance(exc, OSError) else write_probe(tmp.parent)  # torch.save: RuntimeError
+            reason = None if failure is None else os_reason(failure)
             shutil.rmtree(tmp, ignore_errors=True)
             if reason is None:
                 raise  # not the disk: a real bug keeps its traceback
@@ -550,7 +498,7 @@ class RunDir:
                 with self.log.path.open("ab"):
                     pass
             except OSError as exc:
-                raise UserError(f"{self.log.path}: cannot be appended to ({_reason(exc)})") from None
+                raise UserError(f"{self.log.path}: cannot be appended to ({os_reason(exc)})") from None
 
 
 def _check_name(name: str) -> None:
@@ -669,12 +617,10 @@ __all__ = [
     "Distributed",
     "RunDir",
     "RunLog",
-    "RunWarning",
     "SingleProcess",
     "TrainerState",
     "check_resume_config",
     "config_changes",
-    "ensure_writable",
     "export_model",
     "lineage_flops",
     "lineage_gflops",

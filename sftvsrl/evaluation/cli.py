@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from sftvsrl.evaluation.runner import evaluate, write_results
     from sftvsrl.models.loading import load_model
     from sftvsrl.rollout import HFRolloutEngine, make_envs
-    from sftvsrl.runs import ensure_writable
+    from sftvsrl.writable import ensure_writable
 
     if args.episodes <= 0:
         raise ConfigError("--episodes must be positive")
