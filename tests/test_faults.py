@@ -18,7 +18,8 @@ from sftvsrl import errors, runs, writable
 from sftvsrl.cli import main
 from sftvsrl.errors import CheckpointError, ConfigError, RunWarning, UserError
 from sftvsrl.models.loading import load_checkpoint, load_model, save_model
-from sftvsrl.runs import RunDir, RunLog, TrainerState, check_resume_config
+from sftvsrl.resume import check_resume_config
+from sftvsrl.runs import RunDir, RunLog, TrainerState
 from sftvsrl.writable import ensure_writable
 
 register_toy()

@@ -22,7 +22,8 @@ from sftvsrl.config import StrictModel
 from sftvsrl.envs.tasks import get_task
 from sftvsrl.flops import FlopsCounter
 from sftvsrl.models.loading import LoraSettings, load_checkpoint, load_model
-from sftvsrl.runs import check_resume_config, lineage_flops, read_trainer_state
+from sftvsrl.resume import check_resume_config
+from sftvsrl.runs import lineage_flops, read_trainer_state
 from sftvsrl.training.loop import resumed_runtime
 from sftvsrl.training.rl_math import episode_metrics
 
