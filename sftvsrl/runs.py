@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import re
 import shutil
 import uuid
@@ -33,7 +32,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_model as load_module_safetensors
@@ -42,6 +40,7 @@ from safetensors.torch import save_model as save_module_safetensors
 from sftvsrl.atomic import atomic_write_text, fsync_dir, fsync_tree
 from sftvsrl.errors import CheckpointError, ConfigError, RunWarning, UserError, warn_once
 from sftvsrl.flops import FlopsCounter
+from sftvsrl.rng import rng_state, set_rng_state
 from sftvsrl.writable import ensure_writable, os_reason, write_probe
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -196,40 +195,6 @@ class RunLog:
         """The last record logged for ``step`` (None when that step was not logged)."""
         found = [r for r in self.read() if r.get("step") == step]
         return found[-1] if found else None
-
-
-# ---------------------------------------------------------------- RNG
-
-
-def rng_state() -> dict[str, Any]:
-    """All RNG states as tensors/ints, so they load with ``weights_only=True``."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": {
-            "kind": kind,
-            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached": float(cached),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    npst = state["numpy"]
-    np.random.set_state(
-        (npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached"])
-    )
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # ---------------------------------------------------------------- processes
@@ -563,7 +528,5 @@ __all__ = [
     "read_trainer_state",
     "resolve_checkpoint",
     "restore_rng",
-    "rng_state",
-    "set_rng_state",
     "verify_weights",
 ]
