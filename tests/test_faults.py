@@ -19,7 +19,8 @@ from sftvsrl.cli import main
 from sftvsrl.errors import CheckpointError, ConfigError, RunWarning, UserError
 from sftvsrl.models.loading import load_checkpoint, load_model, save_model
 from sftvsrl.resume import check_resume_config
-from sftvsrl.runs import RunDir, RunLog, TrainerState
+from sftvsrl.runlog import RunLog
+from sftvsrl.runs import RunDir, TrainerState
 from sftvsrl.writable import ensure_writable
 
 register_toy()
