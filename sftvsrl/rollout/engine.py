@@ -190,15 +190,7 @@ class HFRolloutEngine:
                 ids.to(device), mask.to(device), moved, max_new_tokens, temperature, do_sample, gen
             )
             for j, row in enumerate(rows):
-                answer_ids = cut_at_eos(answers[j], self.eos)
-                text = self.pm.tokenizer.decode(answer_ids, skip_special_tokens=True)
-                row_extras = {
-                    k: v[j : j + 1].detach().cpu()
-                    for k, v in extras.items()
-                    if isinstance(v, torch.Tensor) and v.shape[:1] == (len(rows),)
-                }
-                prompt_ids = ids[j][mask[j].bool()].tolist()
-                out[row] = Generation(text, prompt_ids, answer_ids, row_extras)
+                out[row] = self._generation(ids, mask, extras, j, answers[j])
         return [g for g in out if g is not None]
 
     def _generate_chunk(
@@ -221,21 +213,26 @@ class HFRolloutEngine:
         if self.image_token is not None:
             kwargs["suppress_tokens"] = [self.image_token]
         seqs = model.generate(**enc, **kwargs)
-        width = enc["input_ids"].shape[1]
+        ids, mask = enc["input_ids"], enc["attention_mask"]
         extras = {k: v for k, v in enc.items() if k not in ("input_ids", "attention_mask")}
-        gens = []
-        for row in range(seqs.shape[0]):
-            prompt_ids = enc["input_ids"][row][enc["attention_mask"][row].bool()].tolist()
-            answer_ids = seqs[row, width:].tolist()
-            answer_ids = cut_at_eos(answer_ids, self.eos)
-            text = self.pm.tokenizer.decode(answer_ids, skip_special_tokens=True)
-            row_extras = {
-                k: v[row : row + 1].detach().cpu()
-                for k, v in extras.items()
-                if isinstance(v, torch.Tensor) and v.shape[:1] == seqs.shape[:1]
-            }
-            gens.append(Generation(text, prompt_ids, answer_ids, row_extras))
-        return gens
+        return [
+            self._generation(ids, mask, extras, row, seqs[row, ids.shape[1] :].tolist())
+            for row in range(seqs.shape[0])
+        ]
+
+    def _generation(
+        self, ids: torch.Tensor, mask: torch.Tensor, extras: dict[str, Any], row: int, answer_ids: list[int]
+    ) -> Generation:
+        """Row ``row`` of a batch: its prompt ids without pads, its answer up to eos, and the
+        row's slice of every per-row extra input (those with the batch's leading dimension)."""
+        answer_ids = cut_at_eos(answer_ids, self.eos)
+        text = self.pm.tokenizer.decode(answer_ids, skip_special_tokens=True)
+        row_extras = {
+            k: v[row : row + 1].detach().cpu()
+            for k, v in extras.items()
+            if isinstance(v, torch.Tensor) and v.shape[:1] == ids.shape[:1]
+        }
+        return Generation(text, ids[row][mask[row].bool()].tolist(), answer_ids, row_extras)
 
 
 BACKENDS = ("auto", "loop", "generate")
