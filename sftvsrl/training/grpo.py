@@ -47,7 +47,6 @@ from pathlib import Path
 
 import torch
 
-from sftvsrl.models.loading import autocast
 from sftvsrl.rollout import EnvPool, Generation, HFRolloutEngine, RolloutEngine, Sampling, make_envs
 from sftvsrl.training.loop import PhaseTimer, Progress, TensorBoardMirror, lr_multiplier
 from sftvsrl.training.rl import (
@@ -130,9 +129,7 @@ def train(cfg: RLConfig, resume: bool = False) -> Path:
     setup = start_rl_run(cfg, resume, "grpo")
     accelerator, run, cfg, pm = setup.accelerator, setup.run, setup.cfg, setup.pm
     rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
-
-    def amp():
-        return autocast(accelerator.device, enabled=cfg.bf16)
+    amp = setup.amp  # bf16 autocast, when on
 
     # ---- models: an optional frozen reference; no value head ----
     ref_model = load_reference(cfg)

@@ -35,7 +35,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from sftvsrl.models.loading import autocast
 from sftvsrl.rollout import (
     EnvPool,
     Generation,
@@ -211,11 +210,7 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
     setup = start_rl_run(cfg, resume, "ppo")
     accelerator, run, cfg, pm = setup.accelerator, setup.run, setup.cfg, setup.pm
     rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
-
-    # bf16 autocast is ours, not accelerate's mixed_precision: accelerate fixes that setting
-    # once per process, and several runs (tests, a study) may share one process.
-    def amp():
-        return autocast(accelerator.device, enabled=cfg.bf16)
+    amp = setup.amp  # bf16 autocast, when on
 
     # ---- models: value head, optional frozen reference ----
     value_head = ValueHead(pm.model.get_input_embeddings().embedding_dim, cfg.value_head_inner)

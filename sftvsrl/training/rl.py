@@ -24,7 +24,7 @@ from sftvsrl.config import StrictModel
 from sftvsrl.envs.tasks import get_task
 from sftvsrl.errors import ConfigError
 from sftvsrl.flops import FlopsCounter
-from sftvsrl.models.loading import LoraSettings, load_checkpoint, load_model, save_model
+from sftvsrl.models.loading import LoraSettings, autocast, load_checkpoint, load_model, save_model
 from sftvsrl.models.precision import apply_runtime
 from sftvsrl.resume import check_resume_config
 from sftvsrl.runs import RunDir, TrainerState, lineage_flops, read_trainer_state
@@ -168,6 +168,11 @@ class RLStart:
     cfg: RLConfig
     ckpt: Any
     pm: Any
+
+    def amp(self) -> Any:
+        """bf16 autocast as configured. It is ours, not accelerate's mixed_precision: accelerate
+        fixes that setting once per process, and several runs (tests, a study) may share one."""
+        return autocast(self.accelerator.device, enabled=self.cfg.bf16)
 
     def resume(
         self, optimizer: Any, scheduler: Any, modules: dict[str, torch.nn.Module] | None = None
