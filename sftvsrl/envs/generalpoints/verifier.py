@@ -1,7 +1,7 @@
 """Score a GeneralPoints answer exactly, without ever evaluating model text as code.
 
 The answer is free text holding a JSON object ``{"cards": [...], "number": [...],
-"formula": "..."}``. The formula is read by a hand-written tokenizer and operator-precedence
+"formula": "..."}``. The formula is read by formula.py's tokenizer and operator-precedence
 parser over the tiny language, never by Python: integer literals (at most 6 digits, no
 leading zeros), the binary operators ``+ - * /``, parentheses (at most 12 deep), spaces,
 at most 100 characters. Unary plus/minus are rejected: every card is a positive number
