@@ -15,7 +15,7 @@ Layout of ``<run>/``::
 A checkpoint is written under a temporary name, fsynced, and renamed into place, so a crash
 leaves either the old checkpoint or the new one, never half of one. This module knows nothing
 about models: the caller passes a ``write_model(folder)`` function (see models/loading.py for
-loading a checkpoint together with its model).
+loading a checkpoint together with its model). The log is runlog.py's, the RNG states rng.py's.
 """
 
 from __future__ import annotations
@@ -23,25 +23,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import re
 import shutil
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_model as load_module_safetensors
 from safetensors.torch import save_model as save_module_safetensors
 
 from sftvsrl.atomic import atomic_write_text, fsync_dir, fsync_tree
-from sftvsrl.errors import CheckpointError, ConfigError, UserError
+from sftvsrl.errors import CheckpointError, ConfigError, RunWarning, UserError, warn_once
 from sftvsrl.flops import FlopsCounter
+from sftvsrl.rng import rng_state, set_rng_state
+from sftvsrl.runlog import RunLog
+from sftvsrl.writable import ensure_writable, os_reason, write_probe
 
 CHECKPOINTS_DIR = "checkpoints"
 TRAINER_STATE = "trainer_state.json"
@@ -51,123 +52,6 @@ OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
 STATE_FILES = (TRAINER_STATE, OPTIMIZER_FILE, SCHEDULER_FILE)  # what export_model leaves out
 STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-class RunWarning(UserWarning):
-    """Something in a run folder that is skipped or kept aside rather than trusted (or deleted)."""
-
-
-_warned: set[str] = set()
-
-
-def warn_once(message: str) -> None:
-    """Warn about ``message`` once per process (a folder listed at every save warns once)."""
-    if message not in _warned:
-        _warned.add(message)
-        warnings.warn(message, RunWarning, stacklevel=3)
-
-
-def ensure_writable(folder: str | Path) -> Path:
-    """Create ``folder`` and prove it can be written (a probe file is created, fsynced and deleted),
-    before any compute is spent; raises a one-line ``UserError`` naming the folder otherwise.
-    (Permission bits alone do not tell: root writes into a 0o500 folder, a read-only mount refuses.)"""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder}: the output path exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{folder}: cannot create the output folder ({_reason(exc)})") from None
-    failure = _probe(folder)
-    if failure is not None:
-        raise UserError(f"{folder}: the output folder is not writable ({_reason(failure)})")
-    return folder
-
-
-def _probe(folder: Path) -> OSError | None:
-    """Create, fsync and delete a small file in ``folder``: the OSError that stops it, or None."""
-    probe = folder / f".write-probe-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(probe, "wb") as fh:
-            fh.write(b"ok")
-            fh.flush()
-            os.fsync(fh.fileno())
-        probe.unlink()
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            probe.unlink(missing_ok=True)
-        return exc
-    return None
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return f"{type(exc).__name__}: {exc}"
-
-
-# ---------------------------------------------------------------- resume settings
-
-
-_MISSING = object()
-
-
-def _same(a: Any, b: Any, key: str, paths: frozenset[str]) -> bool:
-    if a == b:
-        return True
-    if key in paths and isinstance(a, str) and isinstance(b, str):
-        return os.path.realpath(a) == os.path.realpath(b)  # the same file, spelled differently
-    return False
-
-
-def config_changes(
-    saved: dict[str, Any], new: dict[str, Any], *, paths: Iterable[str] = (), prefix: str = ""
-) -> list[tuple[str, Any, Any]]:
-    """``(dotted key, saved value, new value)`` for every setting that differs. Nested settings
-    are compared key by key; a key only one side has (another package version) is not compared."""
-    paths = frozenset(paths)
-    out: list[tuple[str, Any, Any]] = []
-    for key in saved:
-        if key not in new:
-            continue
-        a, b, name = saved[key], new[key], f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += config_changes(a, b, paths=paths, prefix=f"{name}.")
-        elif not _same(a, b, name, paths):
-            out.append((name, a, b))
-    return out
-
-
-def check_resume_config(
-    saved: dict[str, Any],
-    new: dict[str, Any],
-    *,
-    allowed: Iterable[str],
-    paths: Iterable[str] = (),
-    where: str | Path = "",
-) -> list[str]:
-    """Refuse a resume whose settings differ from the checkpoint's in a way the resumed run cannot
-    honour (LR schedule, data order, model, seeds...): one ``ConfigError`` naming every such key.
-    ``allowed`` keys (and their sub-keys) may change; returns the ones that did. A checkpoint
-    without a saved config (an older format) is not checked."""
-    if not saved:
-        return []
-    allowed = tuple(allowed)
-
-    def ok(key: str) -> bool:
-        return any(key == a or key.startswith(f"{a}.") for a in allowed)
-
-    changes = config_changes(saved, new, paths=paths)
-    refused = [(k, a, b) for k, a, b in changes if not ok(k)]
-    if refused:
-        listed = ", ".join(f"{k} ({_show(a)} -> {_show(b)})" for k, a, b in refused)
-        src = f" (the checkpoint {where} was trained with the former)" if where else ""
-        raise ConfigError(f"--resume: cannot change {listed}{src}; allowed to change: {', '.join(allowed)}")
-    return [k for k, _, _ in changes]
-
-
-def _show(value: Any) -> str:
-    return json.dumps(value) if not isinstance(value, str) else value
 
 
 # ---------------------------------------------------------------- trainer state
@@ -229,123 +113,6 @@ def read_trainer_state(ckpt: str | Path) -> TrainerState:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{f}: corrupt JSON ({exc})") from None
     return TrainerState.from_dict(data, where=f)
-
-
-# ---------------------------------------------------------------- log
-
-
-def _is_record(raw: bytes) -> bool:
-    try:
-        return isinstance(json.loads(raw), dict)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return False
-
-
-class RunLog:
-    """``log.jsonl``: one JSON record per line, each with step, time (elapsed s), flops, tokens."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def append(self, record: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(record) + "\n").encode("utf-8")
-        try:
-            self._append(line)
-        except OSError as exc:  # a full disk: name the file (a write() error names none)
-            raise UserError(f"{self.path}: appending to the log failed ({_reason(exc)})") from None
-
-    def _append(self, line: bytes) -> None:
-        with self.path.open("a+b") as fh:
-            if fh.tell() > 0:  # a line cut short by a kill: never glue the next record onto it
-                fh.seek(-1, os.SEEK_END)
-                if fh.read(1) != b"\n":
-                    fh.seek(0)
-                    data = fh.read()
-                    cut = data.rfind(b"\n") + 1
-                    if _is_record(data[cut:]):
-                        line = b"\n" + line  # only its newline was lost
-                    else:
-                        warn_once(f"{self.path}: dropped a partial last line (a write cut short)")
-                        fh.truncate(cut)
-            fh.write(line)
-            fh.flush()
-
-    def read(self) -> list[dict[str, Any]]:
-        """All records (blank lines skipped); [] when there is no log yet.
-
-        A last line without its newline that is not valid JSON was being written when the process
-        died: it is dropped with a warning (the checkpoint, not the log, is what a resume trusts).
-        Any other bad line is an error naming ``file:line``."""
-        if not self.path.is_file():
-            return []
-        try:
-            text = self.path.read_text(encoding="utf-8", errors="strict")
-        except UnicodeDecodeError:
-            text = self.path.read_bytes().decode("utf-8", errors="replace")
-        lines = text.splitlines()
-        out = []
-        for n, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                if n == len(lines) and not text.endswith("\n"):
-                    warn_once(f"{self.path}:{n}: dropped a partial last line (a write cut short)")
-                    continue
-                raise CheckpointError(f"{self.path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
-                raise CheckpointError(f"{self.path}:{n}: not a log record (a JSON object with an int 'step')")
-            out.append(record)
-        return out
-
-    def truncate(self, step: int) -> None:
-        """Drop records after ``step`` (a resumed run redoes them) and any partial last line;
-        all of them for step 0."""
-        if not self.path.is_file():
-            return
-        kept = [r for r in self.read() if r["step"] <= step]
-        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
-
-    def at(self, step: int) -> dict[str, Any] | None:
-        """The last record logged for ``step`` (None when that step was not logged)."""
-        found = [r for r in self.read() if r.get("step") == step]
-        return found[-1] if found else None
-
-
-# ---------------------------------------------------------------- RNG
-
-
-def rng_state() -> dict[str, Any]:
-    """All RNG states as tensors/ints, so they load with ``weights_only=True``."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": {
-            "kind": kind,
-            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached": float(cached),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    npst = state["numpy"]
-    np.random.set_state(
-        (npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached"])
-    )
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # ---------------------------------------------------------------- processes
@@ -427,7 +194,7 @@ class RunDir:
         try:
             return atomic_write_text(self.config_path, text)
         except OSError as exc:
-            raise UserError(f"{self.config_path}: writing the config failed ({_reason(exc)})") from None
+            raise UserError(f"{self.config_path}: writing the config failed ({os_reason(exc)})") from None
 
     def save_checkpoint(
         self,
@@ -516,8 +283,8 @@ class RunDir:
         try:
             yield
         except Exception as exc:
-            failure = exc if isinstance(exc, OSError) else _probe(tmp.parent)  # torch.save: RuntimeError
-            reason = None if failure is None else _reason(failure)
+            failure = exc if isinstance(exc, OSError) else write_probe(tmp.parent)  # torch.save: RuntimeError
+            reason = None if failure is None else os_reason(failure)
             shutil.rmtree(tmp, ignore_errors=True)
             if reason is None:
                 raise  # not the disk: a real bug keeps its traceback
@@ -550,7 +317,7 @@ class RunDir:
                 with self.log.path.open("ab"):
                     pass
             except OSError as exc:
-                raise UserError(f"{self.log.path}: cannot be appended to ({_reason(exc)})") from None
+                raise UserError(f"{self.log.path}: cannot be appended to ({os_reason(exc)})") from None
 
 
 def _check_name(name: str) -> None:
@@ -668,13 +435,8 @@ __all__ = [
     "TRAINER_STATE",
     "Distributed",
     "RunDir",
-    "RunLog",
-    "RunWarning",
     "SingleProcess",
     "TrainerState",
-    "check_resume_config",
-    "config_changes",
-    "ensure_writable",
     "export_model",
     "lineage_flops",
     "lineage_gflops",
@@ -683,7 +445,5 @@ __all__ = [
     "read_trainer_state",
     "resolve_checkpoint",
     "restore_rng",
-    "rng_state",
-    "set_rng_state",
     "verify_weights",
 ]

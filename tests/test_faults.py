@@ -14,11 +14,14 @@ import torch
 from safetensors.torch import load_file
 from toy_env import TOY_ID, register_toy
 
-from sftvsrl import runs
+from sftvsrl import errors, runs, writable
 from sftvsrl.cli import main
-from sftvsrl.errors import CheckpointError, ConfigError, UserError
+from sftvsrl.errors import CheckpointError, ConfigError, RunWarning, UserError
 from sftvsrl.models.loading import load_checkpoint, load_model, save_model
-from sftvsrl.runs import RunDir, RunLog, RunWarning, TrainerState, check_resume_config, ensure_writable
+from sftvsrl.resume import check_resume_config
+from sftvsrl.runlog import RunLog
+from sftvsrl.runs import RunDir, TrainerState
+from sftvsrl.writable import ensure_writable
 
 register_toy()
 torch.set_num_threads(1)
@@ -51,7 +54,7 @@ def _one_line_error(capsys, *needles):
 
 @pytest.fixture(autouse=True)
 def _fresh_warnings(monkeypatch):
-    monkeypatch.setattr(runs, "_warned", set())
+    monkeypatch.setattr(errors, "_warned", set())
 
 
 # ---------------------------------------------------------------- folders the trainer did not write
@@ -101,13 +104,13 @@ def test_disk_full_mid_save_removes_the_partial_folder(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match=r"step-00000002: writing the checkpoint failed \(No space"):
         run.save_checkpoint(2, write_model=_disk_full, state=TrainerState("sft", 2))
     # torch.save reports a full disk as RuntimeError: the probe write tells it from a bug
-    monkeypatch.setattr(runs, "_probe", lambda folder: OSError(errno.ENOSPC, "No space left on device"))
+    monkeypatch.setattr(runs, "write_probe", lambda folder: OSError(errno.ENOSPC, "No space left on device"))
     monkeypatch.setattr(
         runs.torch, "save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("write failed"))
     )
     with pytest.raises(CheckpointError, match="step-00000001 is intact"):
         _save(run, 2, optimizer=opt)
-    monkeypatch.setattr(runs, "_probe", lambda folder: None)
+    monkeypatch.setattr(runs, "write_probe", lambda folder: None)
     with pytest.raises(RuntimeError, match="write failed"):  # the disk is fine: a bug keeps its traceback
         _save(run, 2, optimizer=opt)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-00000001"]
@@ -122,7 +125,7 @@ def test_ensure_writable_probes_with_a_real_write(tmp_path, monkeypatch):
         ensure_writable(tmp_path / "file")
     with pytest.raises(UserError, match="cannot create the output folder"):
         ensure_writable(tmp_path / "file" / "sub")
-    monkeypatch.setattr(runs, "_probe", lambda folder: OSError(errno.EROFS, "Read-only file system"))
+    monkeypatch.setattr(writable, "write_probe", lambda folder: OSError(errno.EROFS, "Read-only file system"))
     with pytest.raises(UserError, match=r"not writable \(Read-only file system\)"):
         ensure_writable(tmp_path)
 
@@ -132,13 +135,13 @@ def test_real_probe_fails_in_a_read_only_folder(tmp_path):
     ro.mkdir()
     ro.chmod(0o500)
     try:
-        probe = runs._probe(ro)
-        writable = probe is None
-        if not writable:
+        probe = writable.write_probe(ro)
+        can_write = probe is None
+        if not can_write:
             assert isinstance(probe, PermissionError)
     finally:
         ro.chmod(0o700)
-    if writable:
+    if can_write:
         pytest.skip("running as root: permission bits do not stop writes (the probe tells the truth)")
 
 
@@ -283,7 +286,7 @@ def test_unwritable_output_fails_before_any_compute(tmp_path, capsys, monkeypatc
     from sftvsrl.evaluation import runner
     from sftvsrl.training import sft
 
-    monkeypatch.setattr(runs, "_probe", lambda folder: OSError(errno.EROFS, "Read-only file system"))
+    monkeypatch.setattr(writable, "write_probe", lambda folder: OSError(errno.EROFS, "Read-only file system"))
     monkeypatch.setattr(sft, "load_model", lambda *a, **k: pytest.fail("loaded a model"))
     assert main(_sft(tmp_path, tmp_path / "ro")) == 2
     _one_line_error(capsys, str(tmp_path / "ro"), "not writable (Read-only file system)")

@@ -6,9 +6,9 @@ import torch
 from sftvsrl.config import StrictModel
 from sftvsrl.errors import CheckpointError, ConfigError
 from sftvsrl.flops import FlopsCounter
+from sftvsrl.runlog import RunLog
 from sftvsrl.runs import (
     RunDir,
-    RunLog,
     TrainerState,
     export_model,
     lineage_flops,

@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from sftvsrl.evaluation.runner import evaluate, write_results
     from sftvsrl.models.loading import inference_device, load_model
     from sftvsrl.rollout import HFRolloutEngine, make_envs
-    from sftvsrl.runs import ensure_writable
     from sftvsrl.training.loop import Progress
+    from sftvsrl.writable import ensure_writable
 
     if args.episodes <= 0:
         raise ConfigError("--episodes must be positive")

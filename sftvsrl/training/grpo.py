@@ -46,26 +46,18 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
 
-from sftvsrl.errors import ConfigError
-from sftvsrl.models.loading import autocast, save_model
-from sftvsrl.models.precision import apply_runtime
 from sftvsrl.rollout import EnvPool, Generation, HFRolloutEngine, RolloutEngine, Sampling, make_envs
-from sftvsrl.runs import RunDir, TrainerState
-from sftvsrl.training.loop import PhaseTimer, Progress, TensorBoardMirror, cpu_only_launch, lr_multiplier
+from sftvsrl.training.loop import PhaseTimer, Progress, TensorBoardMirror, lr_multiplier
 from sftvsrl.training.rl import (
     RLConfig,
-    check_resume,
     fmt,
     gather_update,
     generate_seed,
-    group_problem,
-    load_policy,
     load_reference,
     per_s,
     pool_seed,
-    start_counters,
+    start_rl_run,
 )
 from sftvsrl.training.rl_batch import Policy, Scores, answer_weights, collate, weight_batch
 from sftvsrl.training.rl_math import Means, group_advantages, kl_penalty, masked_mean, pad_rows, policy_loss
@@ -132,29 +124,14 @@ def grpo_loss(
 
 def train(cfg: RLConfig, resume: bool = False) -> Path:
     """Run GRPO as configured; returns the output folder."""
-    if cfg.algorithm != "grpo":
-        raise ConfigError(f"algorithm={cfg.algorithm}: run it with sftvsrl.training.rl.train_rl")
-    if problem := group_problem(cfg):  # also for a config built without validation
-        raise ConfigError(problem)
-    accelerator = Accelerator(cpu=cpu_only_launch())
+    # run folder, resume check, config, seed; the policy (from the init checkpoint or the
+    # resumed one); cfg comes back resolved (the checkpoint's precision, bf16 a bool)
+    setup = start_rl_run(cfg, resume, "grpo")
+    accelerator, run, cfg, pm = setup.accelerator, setup.run, setup.cfg, setup.pm
     rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
+    amp = setup.amp  # bf16 autocast, when on
 
-    def amp():
-        return autocast(accelerator.device, enabled=cfg.bf16)
-
-    run = RunDir(cfg.out_dir)
-    resume_from = run.start(resume)  # refuses a fresh launch into a run before writing anything
-    if resume_from is not None:
-        cfg = check_resume(cfg, resume_from)
-    run.check_writable()  # a read-only output folder fails before any compute
-    if main:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_config(cfg)
-    torch.manual_seed(cfg.seed + rank)
-
-    # ---- models: the policy and an optional frozen reference; no value head ----
-    ckpt, pm = load_policy(cfg, resume_from)
-    cfg = apply_runtime(cfg, pm, accelerator.device)  # threads; bf16 auto -> bool (amp() reads it)
+    # ---- models: an optional frozen reference; no value head ----
     ref_model = load_reference(cfg)
     params = [p for p in pm.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
@@ -171,14 +148,7 @@ def train(cfg: RLConfig, resume: bool = False) -> Path:
     policy = Policy(model, pad_id, cfg.micro_batch_size)
     reference = Policy(ref_model, pad_id, cfg.micro_batch_size) if ref_model is not None else None
 
-    start, elapsed_before, flops = start_counters(ckpt, cfg.init, pm.n_params)
-    if ckpt is not None:
-        ckpt.load_optimizer(optimizer)
-        ckpt.load_scheduler(scheduler)
-        ckpt.restore_rng(rank)
-        accelerator.print(f"resumed from {ckpt.path} after update {start}")
-    if main:
-        run.log.truncate(start)
+    start, elapsed_before, flops = setup.resume(optimizer, scheduler)
     started = time.perf_counter()
     envs = make_envs(cfg.env_id, cfg.env_kwargs, cfg.num_envs, cfg.max_turns)
     tensorboard = TensorBoardMirror(run.path, "rl", enabled=main and cfg.tensorboard)
@@ -305,17 +275,7 @@ def train(cfg: RLConfig, resume: bool = False) -> Path:
                 f"signal {record['groups_with_signal']}/{record['groups']}",
             )
             if (update + 1) % cfg.save_every == 0 or update + 1 == cfg.updates:
-                run.save_checkpoint(
-                    update + 1,
-                    write_model=lambda folder: save_model(pm, folder),
-                    state=TrainerState(
-                        "rl", update + 1, flops.to_dict(), record["time"], cfg.model_dump(mode="json")
-                    ),
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    dist=accelerator,
-                    keep_last=cfg.keep_checkpoints,
-                )
+                setup.save(update + 1, flops, record["time"], optimizer, scheduler)
     tensorboard.close()
     for env in envs:
         env.close()

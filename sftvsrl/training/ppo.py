@@ -33,12 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
 from torch import nn
 
-from sftvsrl.errors import ConfigError
-from sftvsrl.models.loading import autocast, save_model
-from sftvsrl.models.precision import apply_runtime
 from sftvsrl.rollout import (
     EnvPool,
     Generation,
@@ -48,19 +44,16 @@ from sftvsrl.rollout import (
     encode_prompt,
     make_envs,
 )
-from sftvsrl.runs import RunDir, TrainerState
-from sftvsrl.training.loop import PhaseTimer, Progress, TensorBoardMirror, cpu_only_launch, lr_multiplier
+from sftvsrl.training.loop import PhaseTimer, Progress, TensorBoardMirror, lr_multiplier
 from sftvsrl.training.rl import (
     RLConfig,
-    check_resume,
     fmt,
     gather_update,
     generate_seed,
-    load_policy,
     load_reference,
     per_s,
     pool_seed,
-    start_counters,
+    start_rl_run,
 )
 from sftvsrl.training.rl_batch import Policy, Scores, answer_weights, collate, collate_prompts, weight_batch
 from sftvsrl.training.rl_math import (
@@ -212,29 +205,14 @@ def ppo_loss(
 
 def train(cfg: PPOConfig, resume: bool = False) -> Path:
     """Run PPO as configured; returns the output folder."""
-    if cfg.algorithm != "ppo":
-        raise ConfigError(f"algorithm={cfg.algorithm}: run it with sftvsrl.training.rl.train_rl")
-    accelerator = Accelerator(cpu=cpu_only_launch())
+    # run folder, resume check, config, seed; the policy (from the SFT checkpoint or the
+    # resumed one); cfg comes back resolved (the checkpoint's precision, bf16 a bool)
+    setup = start_rl_run(cfg, resume, "ppo")
+    accelerator, run, cfg, pm = setup.accelerator, setup.run, setup.cfg, setup.pm
     rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
+    amp = setup.amp  # bf16 autocast, when on
 
-    # bf16 autocast is ours, not accelerate's mixed_precision: accelerate fixes that setting
-    # once per process, and several runs (tests, a study) may share one process.
-    def amp():
-        return autocast(accelerator.device, enabled=cfg.bf16)
-
-    run = RunDir(cfg.out_dir)
-    resume_from = run.start(resume)  # refuses a fresh launch into a run before writing anything
-    if resume_from is not None:
-        cfg = check_resume(cfg, resume_from)
-    run.check_writable()  # a read-only output folder fails before any compute
-    if main:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_config(cfg)
-    torch.manual_seed(cfg.seed + rank)
-
-    # ---- models: policy (from the SFT checkpoint), value head, optional frozen reference ----
-    ckpt, pm = load_policy(cfg, resume_from)
-    cfg = apply_runtime(cfg, pm, accelerator.device)  # threads; bf16 auto -> bool (amp() reads it)
+    # ---- models: value head, optional frozen reference ----
     value_head = ValueHead(pm.model.get_input_embeddings().embedding_dim, cfg.value_head_inner)
     ref_model = load_reference(cfg)
     policy_params = [p for p in pm.model.parameters() if p.requires_grad]
@@ -262,15 +240,8 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
     reference = Policy(ref_model, pad_id, cfg.micro_batch_size) if ref_model is not None else None
 
     # ---- counters: FLOPs continue from the init checkpoint (D_init), or from the resumed one ----
-    start, elapsed_before, flops = start_counters(ckpt, cfg.init, pm.n_params)
-    if ckpt is not None:
-        ckpt.load_module("value_head", accelerator.unwrap_model(value_head))
-        ckpt.load_optimizer(optimizer)
-        ckpt.load_scheduler(scheduler)
-        ckpt.restore_rng(rank)
-        accelerator.print(f"resumed from {ckpt.path} after update {start}")
-    if main:
-        run.log.truncate(start)  # records after the checkpoint are redone below
+    extra = {"value_head": accelerator.unwrap_model(value_head)}  # checkpointed with the policy
+    start, elapsed_before, flops = setup.resume(optimizer, scheduler, extra)
     started = time.perf_counter()
     envs = make_envs(cfg.env_id, cfg.env_kwargs, cfg.num_envs, cfg.max_turns)
     tensorboard = TensorBoardMirror(run.path, "rl", enabled=main and cfg.tensorboard)
@@ -378,18 +349,7 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
             sr = record["success_rate"]
             progress.update(update + 1, f"reward {record['mean_reward']:+.2f} success {fmt(sr)}")
             if (update + 1) % cfg.save_every == 0 or update + 1 == cfg.updates:
-                run.save_checkpoint(
-                    update + 1,
-                    write_model=lambda folder: save_model(pm, folder),
-                    state=TrainerState(
-                        "rl", update + 1, flops.to_dict(), elapsed, cfg.model_dump(mode="json")
-                    ),
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    extra_modules={"value_head": accelerator.unwrap_model(value_head)},
-                    dist=accelerator,
-                    keep_last=cfg.keep_checkpoints,
-                )
+                setup.save(update + 1, flops, elapsed, optimizer, scheduler, extra)
     tensorboard.close()
     for env in envs:
         env.close()

@@ -1,5 +1,6 @@
 """What the RL trainers share: one config with an ``algorithm`` switch, the episode and sampling
-seeds, model / counter setup, the cross-process sums of an update, and :func:`train_rl`.
+seeds, the run's start (:func:`start_rl_run`: run folder, resume check, policy, runtime; then
+counters and checkpoints), the cross-process sums of an update, and :func:`train_rl`.
 
 ``algorithm: ppo`` (the default, the paper's settings) runs :mod:`sftvsrl.training.ppo`;
 ``algorithm: grpo`` runs :mod:`sftvsrl.training.grpo`. One config class rather than two keeps
@@ -13,6 +14,7 @@ from __future__ import annotations
 import importlib
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,10 +23,13 @@ from pydantic import Field, model_validator
 
 from sftvsrl.config import StrictModel
 from sftvsrl.envs.tasks import get_task
+from sftvsrl.errors import ConfigError
 from sftvsrl.flops import FlopsCounter
-from sftvsrl.models.loading import LoraSettings, load_checkpoint, load_model
-from sftvsrl.runs import check_resume_config, lineage_flops, read_trainer_state
-from sftvsrl.training.loop import resumed_runtime
+from sftvsrl.models.loading import LoraSettings, autocast, load_checkpoint, load_model, save_model
+from sftvsrl.models.precision import apply_runtime
+from sftvsrl.resume import check_resume_config
+from sftvsrl.runs import RunDir, TrainerState, lineage_flops, read_trainer_state
+from sftvsrl.training.loop import cpu_only_launch, resumed_runtime
 from sftvsrl.training.rl_math import episode_metrics
 
 
@@ -151,6 +156,92 @@ def start_counters(ckpt: Any, init: str, n_params: int) -> tuple[int, float, Flo
         return ckpt.state.step, ckpt.state.elapsed, FlopsCounter.from_dict(ckpt.state.flops)
     lineage = lineage_flops(init)
     return 0, 0.0, FlopsCounter.from_dict(lineage).next_stage(n_params) if lineage else FlopsCounter(n_params)
+
+
+@dataclass
+class RLStart:
+    """What an RL loop starts from: the accelerator, the run folder, the resolved config
+    (the checkpoint's precision on a resume, ``bf16`` a bool, threads applied), the resumed
+    checkpoint (None when fresh) and the policy model."""
+
+    accelerator: Any
+    run: RunDir
+    cfg: RLConfig
+    ckpt: Any
+    pm: Any
+
+    def amp(self) -> Any:
+        """bf16 autocast as configured. It is ours, not accelerate's mixed_precision: accelerate
+        fixes that setting once per process, and several runs (tests, a study) may share one."""
+        return autocast(self.accelerator.device, enabled=self.cfg.bf16)
+
+    def resume(
+        self, optimizer: Any, scheduler: Any, modules: dict[str, torch.nn.Module] | None = None
+    ) -> tuple[int, float, FlopsCounter]:
+        """(first update, elapsed seconds before it, FLOPs counter), see :func:`start_counters`;
+        a resume also loads ``modules`` (by checkpoint name), the optimizer, the scheduler and
+        this process's RNG. Log records after the first update are dropped (they are redone)."""
+        ckpt, accelerator = self.ckpt, self.accelerator
+        start, elapsed_before, flops = start_counters(ckpt, self.cfg.init, self.pm.n_params)
+        if ckpt is not None:
+            for name, module in (modules or {}).items():
+                ckpt.load_module(name, module)
+            ckpt.load_optimizer(optimizer)
+            ckpt.load_scheduler(scheduler)
+            ckpt.restore_rng(accelerator.process_index)
+            accelerator.print(f"resumed from {ckpt.path} after update {start}")
+        if accelerator.is_main_process:
+            self.run.log.truncate(start)
+        return start, elapsed_before, flops
+
+    def save(
+        self,
+        step: int,
+        flops: FlopsCounter,
+        elapsed: float,
+        optimizer: Any,
+        scheduler: Any,
+        modules: dict[str, torch.nn.Module] | None = None,
+    ) -> None:
+        """Checkpoint ``step`` (every process calls it): the policy, the trainer state with the
+        resolved config, optimizer, scheduler and ``modules``; keeps ``keep_checkpoints``."""
+        pm, cfg = self.pm, self.cfg
+        self.run.save_checkpoint(
+            step,
+            write_model=lambda folder: save_model(pm, folder),
+            state=TrainerState("rl", step, flops.to_dict(), elapsed, cfg.model_dump(mode="json")),
+            optimizer=optimizer,
+            scheduler=scheduler,
+            extra_modules=modules,
+            dist=self.accelerator,
+            keep_last=cfg.keep_checkpoints,
+        )
+
+
+def start_rl_run(cfg: RLConfig, resume: bool, algorithm: str) -> RLStart:
+    """Start a run of ``algorithm``, before any compute: refuse a config it cannot run, refuse
+    a fresh launch into an existing run (or a resume without one) before writing anything,
+    check the resumed settings, prove the output folder writable, write the config, seed this
+    process, load the policy and apply the runtime settings (threads; ``bf16: auto`` -> bool)."""
+    from accelerate import Accelerator
+
+    if cfg.algorithm != algorithm:
+        raise ConfigError(f"algorithm={cfg.algorithm}: run it with sftvsrl.training.rl.train_rl")
+    if problem := group_problem(cfg):  # also for a config built without validation
+        raise ConfigError(problem)
+    accelerator = Accelerator(cpu=cpu_only_launch())
+    run = RunDir(cfg.out_dir)
+    resume_from = run.start(resume)  # refuses a fresh launch into a run before writing anything
+    if resume_from is not None:
+        cfg = check_resume(cfg, resume_from)
+    run.check_writable()  # a read-only output folder fails before any compute
+    if accelerator.is_main_process:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(cfg)
+    torch.manual_seed(cfg.seed + accelerator.process_index)
+    ckpt, pm = load_policy(cfg, resume_from)
+    cfg = apply_runtime(cfg, pm, accelerator.device)
+    return RLStart(accelerator, run, cfg, ckpt, pm)
 
 
 def gather_update(

@@ -31,7 +31,8 @@ from sftvsrl.models.loading import (
     unwrap,
 )
 from sftvsrl.models.precision import apply_runtime
-from sftvsrl.runs import RunDir, TrainerState, check_resume_config, lineage_flops, read_trainer_state
+from sftvsrl.resume import check_resume_config
+from sftvsrl.runs import RunDir, TrainerState, lineage_flops, read_trainer_state
 from sftvsrl.training.loop import Progress, cpu_only_launch, lr_multiplier, resumed_runtime
 from sftvsrl.training.sft_data import SFTDataset, load_sft_jsonl
 

@@ -6,7 +6,7 @@ import torch
 
 from sftvsrl.models.loading import LoraSettings, load_model
 from sftvsrl.rollout import HFRolloutEngine
-from sftvsrl.rollout.engine import decoder_parts
+from sftvsrl.rollout.decode import decoder_parts
 
 PROMPTS = [
     "Say 1.",

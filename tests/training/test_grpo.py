@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from sftvsrl.config import ConfigError, load_config
 from sftvsrl.rollout import EnvPool, Generation, HFRolloutEngine, Sampling, make_envs
-from sftvsrl.runs import RunLog
+from sftvsrl.runlog import RunLog
 from sftvsrl.training.grpo import collect_groups, group_seeds, grpo_loss, step_advantages
 from sftvsrl.training.grpo import train as train_grpo
 from sftvsrl.training.rl import RLConfig, train_rl

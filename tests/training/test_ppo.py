@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from sftvsrl.config import ConfigError, load_config
-from sftvsrl.runs import RunLog
+from sftvsrl.runlog import RunLog
 from sftvsrl.training.ppo import PPOConfig, train
 
 HERE = Path(__file__).resolve().parent

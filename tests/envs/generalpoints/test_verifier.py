@@ -8,7 +8,7 @@ import time
 import pytest
 
 from sftvsrl.envs.generalpoints import OUTCOMES, REWARDS, verify
-from sftvsrl.envs.generalpoints.verifier import parse_formula
+from sftvsrl.envs.generalpoints.formula import parse_formula
 
 
 def answer(cards, number, formula, prose=False):
@@ -194,7 +194,7 @@ def test_outcome_table():
 def test_exact_values_with_negative_denominators_and_other_targets():
     from fractions import Fraction
 
-    from sftvsrl.envs.generalpoints.verifier import evaluate
+    from sftvsrl.envs.generalpoints.formula import evaluate
 
     assert evaluate(parse_formula("8/(3-8/3)")[0]) == Fraction(24)
     assert evaluate(parse_formula("1/(2-3)")[0]) == Fraction(-1)

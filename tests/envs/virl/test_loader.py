@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import sftvsrl  # noqa: F401
-from sftvsrl.envs.virl.loader import LoaderError, PlainDataUnpickler, load_virl_dir, safe_load_pickle
+from sftvsrl.envs.virl.loader import LoaderError, load_virl_dir, safe_load_pickle
+from sftvsrl.envs.virl.safepickle import PlainDataUnpickler
 
 
 def test_fixture_loads(virl_dir):

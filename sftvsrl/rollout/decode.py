@@ -1,0 +1,272 @@
+"""The hand-written decode loop of :class:`~sftvsrl.rollout.engine.HFRolloutEngine` for
+Llama-family models: prefill with the model's own forward, then one token per step through the
+model's own decoder layers on a preallocated KV cache, with q/k/v and gate/up projections fused
+and attention for one query written out. Greedy answers are the same token ids as HF ``generate``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+LOOP_MODEL_TYPES = ("llama",)
+COMPACT_FRACTION = 8  # the loop drops ended rows once they are 1/8 of the batch (a copy of the cache)
+
+
+def decoder_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """The (language model, lm_head) the decode loop steps through, or None where it cannot.
+
+    The language model must look like HF's ``LlamaModel`` (``embed_tokens``, ``layers``,
+    ``norm``, ``rotary_emb``) with SDPA or eager attention; LoRA layers (PEFT) and a LLaVA
+    wrapper around it are fine, since the loop calls the model's own modules.
+    """
+    base = getattr(model, "module", model)  # DDP
+    if hasattr(base, "get_base_model"):  # PEFT: LoRA lives inside the base model's modules
+        base = base.get_base_model()
+    inner = getattr(base, "model", None)
+    lm = getattr(inner, "language_model", inner)
+    head = getattr(base, "lm_head", None)
+    if lm is None or head is None:
+        return None
+    if not all(hasattr(lm, a) for a in ("embed_tokens", "layers", "norm", "rotary_emb")):
+        return None
+    cfg = getattr(lm, "config", None)
+    if getattr(cfg, "model_type", None) not in LOOP_MODEL_TYPES:
+        return None
+    if getattr(cfg, "_attn_implementation", None) not in ("sdpa", "eager"):
+        return None
+    return lm, head
+
+
+class _SlotCache:
+    """Preallocated keys/values per layer; ``update`` writes at ``pos`` and returns the filled part.
+
+    It is the one method HF's Llama attention calls on its cache, so the model's own decoder
+    layers run unchanged on it, without the per-step concatenation of ``DynamicCache``.
+    """
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], pos: int) -> None:
+        self.keys, self.values, self.pos = keys, values, pos
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.pos + key_states.shape[-2]
+        self.keys[layer_idx][:, :, self.pos : end] = key_states
+        self.values[layer_idx][:, :, self.pos : end] = value_states
+        return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
+
+
+class _Fused:
+    """One decoder layer's plain ``nn.Linear`` weights, prepared for a call: q/k/v and gate/up
+    concatenated (one token costs two matmuls there instead of five), and under autocast cast
+    once to the autocast dtype instead of once per op and step. Rebuilt per call, so they are
+    always the current weights; a projection that is not a plain ``nn.Linear`` (a LoRA layer)
+    keeps its own module."""
+
+    def __init__(self, layer: torch.nn.Module, dtype: torch.dtype | None) -> None:
+        attn, mlp = layer.self_attn, layer.mlp
+
+        def cast(t: torch.Tensor | None) -> torch.Tensor | None:
+            return t if t is None or dtype is None else t.to(dtype)
+
+        def plain(*mods: Any) -> bool:
+            return all(type(m) is torch.nn.Linear for m in mods) and len({m.bias is None for m in mods}) == 1
+
+        def joined(*mods: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
+            bias = None if mods[0].bias is None else torch.cat([m.bias for m in mods])
+            return cast(torch.cat([m.weight for m in mods])), cast(bias), [m.out_features for m in mods]
+
+        projs = (attn.q_proj, attn.k_proj, attn.v_proj)
+        self.qkv = joined(*projs) if plain(*projs) else None
+        gate, up = getattr(mlp, "gate_proj", None), getattr(mlp, "up_proj", None)
+        self.gate_up = joined(gate, up) if plain(gate, up) else None
+        self.o = joined(attn.o_proj) if plain(attn.o_proj) else None
+        down = getattr(mlp, "down_proj", None)
+        self.down = joined(down) if self.gate_up is not None and plain(down) else None
+
+
+def _linear(x: torch.Tensor, prepared: tuple | None, module: torch.nn.Module) -> torch.Tensor:
+    return module(x) if prepared is None else F.linear(x, prepared[0], prepared[1])
+
+
+def _rms_norm(norm: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """HF's ``LlamaRMSNorm`` as torch's one fused op (fp32 in, fp32 out, as in the residual stream)."""
+    if type(norm).__name__ == "LlamaRMSNorm" and x.dtype == torch.float32 and norm.weight.dtype == x.dtype:
+        return F.rms_norm(x, (x.shape[-1],), norm.weight, norm.variance_epsilon)
+    return norm(x)
+
+
+def _layer_step(
+    layer: torch.nn.Module,
+    fused: _Fused,
+    hidden: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    cache: _SlotCache,
+    index: int,
+    bias: torch.Tensor,
+) -> torch.Tensor:
+    """One token through a Llama decoder layer, with its own modules (LoRA included), in the
+    order of HF's ``LlamaDecoderLayer``. Attention is written out: for one query per row, two
+    batched matmuls beat SDPA's CPU flash kernel."""
+    attn, mlp = layer.self_attn, layer.mlp
+    batch = hidden.shape[0]
+    head_dim = attn.head_dim
+    x = _rms_norm(layer.input_layernorm, hidden)
+    if fused.qkv is not None:
+        w, b, sizes = fused.qkv
+        q, k, v = F.linear(x, w, b).split(sizes, dim=-1)
+    else:
+        q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
+    q = q.reshape(batch, 1, -1, head_dim).transpose(1, 2)
+    k = k.reshape(batch, 1, -1, head_dim).transpose(1, 2)
+    v = v.reshape(batch, 1, -1, head_dim).transpose(1, 2)
+    # HF's q * cos + rotate_half(q) * sin, with sin's first half negated by the caller so that
+    # rotate_half is one roll (-a * b == a * -b exactly, so the values are the same).
+    half = head_dim // 2
+    q = q * cos + q.roll(half, -1) * sin
+    k = k * cos + k.roll(half, -1) * sin
+    keys, values = cache.update(k, v, index)
+    kv_heads = keys.shape[1]
+    q = q.reshape(batch, kv_heads, -1, head_dim)  # query heads grouped by their key/value head
+    scores = torch.matmul(q, keys.transpose(2, 3)) * attn.scaling + bias
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    out = torch.matmul(probs, values).reshape(batch, 1, -1)
+    hidden = hidden + _linear(out, fused.o, attn.o_proj)
+    x = _rms_norm(layer.post_attention_layernorm, hidden)
+    if fused.gate_up is not None:
+        w, b, sizes = fused.gate_up
+        gate, up = F.linear(x, w, b).split(sizes, dim=-1)
+        return hidden + _linear(mlp.act_fn(gate) * up, fused.down, mlp.down_proj)
+    return hidden + mlp(x)
+
+
+class DecodeLoop:
+    """Prefill with the model's own forward (pixels included), then one token at a time
+    through its decoder layers on a preallocated cache.
+
+    Per step it does what HF ``generate`` does for these options, with the same inputs
+    (positions from the attention mask, pads masked), so greedy answers are the same ids:
+    suppress the image token, forbid eos before ``min_new_tokens``, argmax or sample from
+    ``softmax(logits / temperature)``. Rows that ended leave the batch (once they are an
+    eighth of it), and the loop stops as soon as every row has ended.
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, eos: Sequence[int], pad_id: int, image_token: int | None, min_new: int
+    ) -> None:
+        parts = decoder_parts(model)
+        if parts is None:
+            raise ValueError(f"{type(model).__name__}: no Llama-family decoder for the decode loop")
+        self.model = model
+        self.lm, self.head = parts
+        self.eos, self.pad_id, self.image_token, self.min_new = list(eos), pad_id, image_token, min_new
+
+    def run(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        extras: dict[str, Any],
+        max_new_tokens: int,
+        temperature: float,
+        do_sample: bool,
+        gen: torch.Generator | None,
+    ) -> list[list[int]]:
+        batch, width = ids.shape
+        if max_new_tokens <= 0:
+            return [[] for _ in range(batch)]
+        device = ids.device
+        pos = mask.long().cumsum(-1) - 1
+        pos.masked_fill_(mask == 0, 1)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=pos,
+            use_cache=True,
+            logits_to_keep=1,
+            **extras,
+        )
+        total = width + max_new_tokens - 1
+        keys, values = [], []
+        for layer in out.past_key_values.layers:
+            k, v = layer.keys, layer.values
+            kb = k.new_empty(batch, k.shape[1], total, k.shape[3])
+            vb = v.new_empty(batch, v.shape[1], total, v.shape[3])
+            kb[:, :, :width], vb[:, :, :width] = k, v
+            keys.append(kb)
+            values.append(vb)
+        cache = _SlotCache(keys, values, width)
+        seen = torch.zeros(batch, total, dtype=torch.bool, device=device)
+        seen[:, :width] = mask.bool()
+        logits = out.logits[:, -1, :].float()
+        del out
+        eos = torch.tensor(self.eos, device=device)
+        next_pos = pos[:, -1:] + 1
+        done = torch.zeros(batch, dtype=torch.bool, device=device)
+        alive = list(range(batch))  # the caller's row of each row still computed
+        answers: list[list[int]] = [[] for _ in range(batch)]
+        n_layers = self.lm.config.num_hidden_layers
+        amp = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+        fused = [_Fused(layer, amp) for layer in self.lm.layers[:n_layers]]
+        # cos/sin for every position this call reaches, computed once (elementwise, so the same
+        # values as per step); sin's first half negated so that rotate_half is one roll.
+        positions = torch.arange(int(next_pos.max()) + max_new_tokens, device=device)[None]
+        cos_table, sin_table = self.lm.rotary_emb(
+            self.lm.embed_tokens.weight[:1, None], position_ids=positions
+        )
+        cos_table, sin_table = cos_table[0], sin_table[0].clone()
+        sin_table[:, : sin_table.shape[-1] // 2].neg_()
+        for step in range(max_new_tokens):
+            token = self._pick(logits, step, temperature, do_sample, gen)
+            for row, t, d in zip(alive, token.tolist(), done.tolist(), strict=True):
+                if not d:
+                    answers[row].append(t)
+            done |= torch.isin(token, eos)
+            n_done = int(done.sum())
+            if step == max_new_tokens - 1 or n_done == len(alive):
+                break
+            if n_done * COMPACT_FRACTION >= len(alive):  # drop ended rows from the batch
+                keep = (~done).nonzero().squeeze(1)
+                alive = [alive[i] for i in keep.tolist()]
+                cache.keys = [k.index_select(0, keep) for k in cache.keys]
+                cache.values = [v.index_select(0, keep) for v in cache.values]
+                seen, next_pos, token = seen[keep], next_pos[keep], token[keep]
+                done = done[keep]
+            slot = width + step
+            seen[:, slot] = True
+            cache.pos = slot
+            # Additive mask over the filled slots: 0 where a row sees a token, -inf on its pads.
+            bias = torch.zeros(len(alive), 1, 1, slot + 1, device=device).masked_fill_(
+                ~seen[:, None, None, : slot + 1], -float("inf")
+            )
+            position_ids = next_pos + step
+            hidden = self.lm.embed_tokens(token[:, None])
+            cos, sin = cos_table[position_ids][:, None], sin_table[position_ids][:, None]
+            for i, layer in enumerate(self.lm.layers[:n_layers]):
+                hidden = _layer_step(layer, fused[i], hidden, cos, sin, cache, i, bias)
+            logits = self.head(self.lm.norm(hidden))[:, -1, :].float()
+        return answers
+
+    def _pick(
+        self,
+        logits: torch.Tensor,
+        step: int,
+        temperature: float,
+        do_sample: bool,
+        gen: torch.Generator | None,
+    ) -> torch.Tensor:
+        if self.image_token is not None:
+            logits[:, self.image_token] = -float("inf")
+        if step < self.min_new:
+            logits[:, self.eos] = -float("inf")
+        if not do_sample:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits / max(temperature, 1e-5), dim=-1)
+        return torch.multinomial(probs, 1, generator=gen).squeeze(1)
+
+
+__all__ = ["COMPACT_FRACTION", "LOOP_MODEL_TYPES", "DecodeLoop", "decoder_parts"]
