@@ -80,7 +80,7 @@ def fake_stages(monkeypatch):
 
 def run(out, *overrides, rerun_changed=False):
     ran = []
-    cfg = load_study_config(SMOKE, list(overrides))
+    cfg = load_study_config(SMOKE, [f"tasks=[{T}]", *overrides])  # the fake stages are one task's
     report = run_study(cfg, out, after_stage=ran.append, rerun_changed=rerun_changed)
     return report, ran
 
