@@ -187,3 +187,35 @@ def delete_aside(path: Path) -> None:
             shutil.rmtree(old)
         else:
             old.unlink()
+
+
+def stage_plan(cfg: Any, *, own_pretrain: bool, stage0_only: bool) -> dict[str, tuple[str, str]]:
+    """Stage name -> (kind, task) of a study config, in running order."""
+    plan: dict[str, tuple[str, str]] = {"pretrain": ("pretrain", "")} if own_pretrain else {}
+    if stage0_only:
+        return plan
+    a = cfg.ablations
+    kinds = ["data", "init"] + ["init_curves"] * (cfg.init.curve_episodes > 0)
+    kinds += ["rl", "sft", "eval"]
+    kinds += ["turns"] * bool(a.turns) + ["rl_from_base"] * a.rl_from_base
+    kinds += ["rl_from_overfit"] * a.rl_from_overfit
+    for task in cfg.tasks:
+        plan.update({f"{task}.{k}": (k, task) for k in kinds})
+    return plan
+
+
+def stage_outputs(out: Path, kind: str, task: str) -> list[Path]:
+    """What a stage of ``kind`` writes besides its result file (moved aside on a re-run)."""
+    t = out / task
+    return {
+        "pretrain": [out / "data" / "corpus.jsonl", out / "stage0_pretrain", out / "base_model"],
+        "data": [t / "data"],
+        "init": [t / "stage1_init", t / "evals" / "validation"],
+        "init_curves": [t / "evals" / "stage1"],
+        "rl": [t / "stage2_rl"],
+        "sft": [t / "stage2_sft"],
+        "eval": [t / "evals" / m for m in ("init", "SFT", "RL")],
+        "turns": [t / "evals" / "turns"],
+        "rl_from_base": [t / "ablation_rl_from_base"],
+        "rl_from_overfit": [t / "ablation_rl_from_overfit"],
+    }[kind]

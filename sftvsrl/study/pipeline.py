@@ -78,17 +78,7 @@ class Study:
     def _plan(self) -> dict[str, tuple[str, str]]:
         """Stage name -> (kind, task), in running order."""
         own_pretrain = self.cfg.pretrain and self.shared is None
-        plan: dict[str, tuple[str, str]] = {"pretrain": ("pretrain", "")} if own_pretrain else {}
-        a = self.cfg.ablations
-        kinds = ["data", "init"] + ["init_curves"] * (self.cfg.init.curve_episodes > 0)
-        kinds += ["rl", "sft", "eval"]
-        if self.stage0_only:
-            return plan
-        kinds += ["turns"] * bool(a.turns) + ["rl_from_base"] * a.rl_from_base
-        kinds += ["rl_from_overfit"] * a.rl_from_overfit
-        for task in self.cfg.tasks:
-            plan.update({f"{task}.{k}": (k, task) for k in kinds})
-        return plan
+        return fp.stage_plan(self.cfg, own_pretrain=own_pretrain, stage0_only=self.stage0_only)
 
     def _fingerprints(self) -> dict[str, dict[str, Any]]:
         flat = fp.flatten(self.cfg.model_dump(mode="json"))
@@ -103,23 +93,7 @@ class Study:
     def outputs(self, name: str) -> list[Path]:
         """What stage ``name`` writes besides its result file."""
         kind, task = self.plan[name]
-        t = self.out / task
-        return {
-            "pretrain": [
-                self.out / "data" / "corpus.jsonl",
-                self.out / "stage0_pretrain",
-                self.out / "base_model",
-            ],
-            "data": [t / "data"],
-            "init": [t / "stage1_init", t / "evals" / "validation"],
-            "init_curves": [t / "evals" / "stage1"],
-            "rl": [t / "stage2_rl"],
-            "sft": [t / "stage2_sft"],
-            "eval": [t / "evals" / m for m in ("init", "SFT", "RL")],
-            "turns": [t / "evals" / "turns"],
-            "rl_from_base": [t / "ablation_rl_from_base"],
-            "rl_from_overfit": [t / "ablation_rl_from_overfit"],
-        }[kind]
+        return fp.stage_outputs(self.out, kind, task)
 
     def changes(self) -> list[fp.Change]:
         """Stored stages whose fingerprint differs from this config's."""

@@ -46,7 +46,9 @@ def test_smoke_study_end_to_end_with_interruption(tmp_path):
     rerun = []
     report = run_study(cfg, out, after_stage=rerun.append)
     assert (out / "stages" / "GeneralPoints-L.init.json").read_text() == init_result  # skipped, not redone
-    assert rerun[-3:] == ["GeneralPoints-L.rl", "GeneralPoints-L.sft", "GeneralPoints-L.eval"]
+    gp = [name for name in rerun if name.startswith("GeneralPoints-L.")]
+    assert gp[-3:] == ["GeneralPoints-L.rl", "GeneralPoints-L.sft", "GeneralPoints-L.eval"]
+    assert rerun.index("GeneralPoints-L.eval") < rerun.index("VIRL-L.data") < rerun.index("VIRL-L.eval")
 
     with (out / "curves.csv").open() as fh:
         reader = csv.DictReader(fh)
@@ -78,6 +80,7 @@ def test_smoke_study_end_to_end_with_interruption(tmp_path):
         "| GeneralPoints-L | ood |" in text and "## What this run found" in text and "preset: smoke" in text
     )
     assert "| GeneralPoints-L | id_seen |" in text
+    assert "| VIRL-L | ood |" in text and {r["task"] for r in rows} == {"GeneralPoints", "VIRL"}
     assert "GeneralPoints-L: PPO training" in text and (out / "rl_training_GeneralPoints-L.png").is_file()
     probe = json.loads((out / "stages" / "pretrain.json").read_text())["probe_accuracy"]
     assert set(probe) <= {"arith", "cards", "dirs"} and all(0 <= v <= 1 for v in probe.values())
