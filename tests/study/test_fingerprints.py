@@ -100,7 +100,7 @@ def test_eval_episodes_names_only_the_evaluation_stages(tmp_path, fake_stages):
     with pytest.raises(StudyChanged) as err:
         run(tmp_path, "eval.episodes=40")
     msg = str(err.value)
-    assert "eval.episodes 12 -> 40 (GeneralPoints-L.eval)" in msg
+    assert "eval.episodes 8 -> 40 (GeneralPoints-L.eval)" in msg
     for other in ("pretrain", ".data", ".init", ".rl,", ".sft"):
         assert other not in msg
 
