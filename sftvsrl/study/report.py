@@ -23,6 +23,11 @@ from sftvsrl.study.effects import effects_section, task_findings
 PAPER_OOD_CHANGE = {"GeneralPoints-L": (-8.1, 3.5), "VIRL-L": (-5.6, 9.3)}
 
 
+def gflops_text(value: float) -> str:
+    """Three significant digits, trailing zeros kept (5.60e+04, not 5.6e+04 beside 5.64e+04)."""
+    return f"{float(value):#.3g}"
+
+
 def _change(after: CurvePoint | None, before: CurvePoint | None) -> str:
     if after is None or before is None:
         return "n/a"
@@ -40,8 +45,14 @@ def finding(column: str, split: str, init: CurvePoint, sft: CurvePoint, rl: Curv
     d_rl = 100 * (rl.success_rate - init.success_rate)
     text = (
         f"{column}, {name}: from {100 * init.success_rate:.1f}% at init, SFT went {d_sft:+.1f} pts and "
-        f"RL {d_rl:+.1f} pts at {sft.gflops:.3g} / {rl.gflops:.3g} GFLOPs."
+        f"RL {d_rl:+.1f} pts at {sft.gflops:.3g} / {gflops_text(rl.gflops)} GFLOPs."
     )
+    for method, point in (("SFT", sft), ("RL", rl)):
+        if point.step == 0:
+            text += (
+                f" (The {method} column is the init itself: {method}'s first checkpoint already used more"
+                " compute than the other method's last.)"
+            )
     if _overlap(sft, rl):
         return text + " Their 95% intervals overlap: this run does not separate the two methods here."
     better = "RL" if rl.success_rate > sft.success_rate else "SFT"
@@ -91,8 +102,8 @@ def build_report(
             chosen = sorted((p for p in recognition if p.method == method), key=lambda p: p.gflops)
             if chosen:
                 lines.append(
-                    f"- {method}: {100 * chosen[0].recognition_acc:.1f}% at {chosen[0].gflops:.3g} GFLOPs -> "
-                    f"{100 * chosen[-1].recognition_acc:.1f}% at {chosen[-1].gflops:.3g} GFLOPs"
+                    f"- {method}: {100 * chosen[0].recognition_acc:.1f}% at {gflops_text(chosen[0].gflops)} GFLOPs -> "
+                    f"{100 * chosen[-1].recognition_acc:.1f}% at {gflops_text(chosen[-1].gflops)} GFLOPs"
                 )
     lines += [
         "",
@@ -174,7 +185,7 @@ def study_sections(results: dict[str, Any], tasks: list[str]) -> list[tuple[str,
         out.append(
             (
                 "Stage 0: pretraining on the generated corpus",
-                f"{pre.rows} corpus rows, {pre.gflops:.3g} GFLOPs (not counted in the curves: it "
+                f"{pre.rows} corpus rows, {gflops_text(pre.gflops)} GFLOPs (not counted in the curves: it "
                 "stands in for the paper's pretraining). Base model: `base_model/`. Greedy exact-match "
                 "accuracy of the base model on fresh corpus draws (short expressions can repeat "
                 "training rows): "
@@ -191,7 +202,7 @@ def study_sections(results: dict[str, Any], tasks: list[str]) -> list[tuple[str,
                     f"{name}: stage 1 (SFT init)",
                     f"Validation ID success by checkpoint: {hist}. Selected step {init.step} "
                     f"({init.select}; stopped early: {init.stopped_early}), "
-                    f"{init.gflops:.3g} GFLOPs = X at init (6N·D_init).",
+                    f"{gflops_text(init.gflops)} GFLOPs = X at init (6N·D_init).",
                 )
             )
         st1 = results.get(f"{name}.init_curves")
@@ -202,8 +213,8 @@ def study_sections(results: dict[str, Any], tasks: list[str]) -> list[tuple[str,
             out.append(
                 (
                     f"{name}: stage 2 compute",
-                    f"RL: {rl.gflops:.3g} GFLOPs total; SFT: {sft.steps} steps for a stage-2 budget of "
-                    f"{sft.budget_gflops:.3g} GFLOPs, {sft.gflops:.3g} GFLOPs total.",
+                    f"RL: {gflops_text(rl.gflops)} GFLOPs total; SFT: {sft.steps} steps for a stage-2 budget of "
+                    f"{gflops_text(sft.budget_gflops)} GFLOPs, {gflops_text(sft.gflops)} GFLOPs total.",
                 )
             )
         for split, by_model in turns_of(results, name).items():
@@ -232,7 +243,7 @@ def study_sections(results: dict[str, Any], tasks: list[str]) -> list[tuple[str,
                         f"{name}: {title}",
                         "| | ID | OOD |\n|---|---|---|\n"
                         f"| start | {pct(r['start.id'])} | {pct(r['start.ood'])} |\n"
-                        f"| after RL ({res.gflops:.3g} GFLOPs) | {pct(r['after_rl.id'])} | "
+                        f"| after RL ({gflops_text(res.gflops)} GFLOPs) | {pct(r['after_rl.id'])} | "
                         f"{pct(r['after_rl.ood'])} |",
                     )
                 )
@@ -338,7 +349,7 @@ def write_study_outputs(study: Any, points: list[CurvePoint]) -> Path:
         rl_res, sft_res = study.results.get(f"{name}.rl"), study.results.get(f"{name}.sft")
         tried[name] = (
             f"{s2.rl_updates} RL updates ({s2.rl.get('algorithm', 'ppo')}) "
-            + (f"to {rl_res.gflops:.3g} GFLOPs" if rl_res else "")
+            + (f"to {gflops_text(rl_res.gflops)} GFLOPs" if rl_res else "")
             + (f", SFT {sft_res.steps} steps at matched compute" if sft_res else "")
         )
     sections = study_sections(study.results, list(study.specs))

@@ -42,4 +42,11 @@ def test_recognition_lines():
         p("RL", 5, "id", 0.3, rec=0.7),
     ]
     text = build_report(points, {"preset": "x", "runtime_min": 0.5, "seed": 1})
-    assert "RL: 50.0% at 0 GFLOPs -> 70.0% at 5 GFLOPs" in text
+    assert "RL: 50.0% at 0.00 GFLOPs -> 70.0% at 5.00 GFLOPs" in text
+
+
+def test_an_init_column_and_gflops_digits_are_stated():
+    init = p("SFT", 0, "id", 0.5)
+    text = finding("GeneralPoints-L", "id", init, init, p("RL", 56000, "id", 0.55, 0.1))
+    assert "The SFT column is the init itself" in text and "RL column" not in text
+    assert "0.00 / 5.60e+04 GFLOPs" in text
