@@ -133,7 +133,10 @@ def matched_compute(points: list[CurvePoint], column: str) -> Pairing | None:
     if m is None:
         return None
     return Pairing(
-        "matched compute", m["SFT"].step, m["RL"].step, f"{m['SFT'].gflops:.3g} / {m['RL'].gflops:.3g} GFLOPs"
+        "matched compute",
+        m["SFT"].step,
+        m["RL"].step,
+        f"{m['SFT'].gflops:#.3g} / {m['RL'].gflops:#.3g} GFLOPs",
     )
 
 

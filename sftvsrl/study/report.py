@@ -45,7 +45,7 @@ def finding(column: str, split: str, init: CurvePoint, sft: CurvePoint, rl: Curv
     d_rl = 100 * (rl.success_rate - init.success_rate)
     text = (
         f"{column}, {name}: from {100 * init.success_rate:.1f}% at init, SFT went {d_sft:+.1f} pts and "
-        f"RL {d_rl:+.1f} pts at {sft.gflops:.3g} / {gflops_text(rl.gflops)} GFLOPs."
+        f"RL {d_rl:+.1f} pts at {gflops_text(sft.gflops)} / {gflops_text(rl.gflops)} GFLOPs."
     )
     for method, point in (("SFT", sft), ("RL", rl)):
         if point.step == 0:
