@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -18,6 +19,23 @@ SPLIT_TITLE = {
     "ood": "Out-of-distribution (rule)",
     "visual_ood": "Out-of-distribution (visual)",
 }
+
+
+def _save(fig: Any, path: str | Path, *, caption: str | None = None, rect: tuple | None = None) -> Path:
+    """Lay out, write (120 dpi) and close a figure; ``caption`` is a small left-aligned line
+    above the panels (what the bands are, over how many answers)."""
+    if caption is not None:
+        fig.suptitle(caption, fontsize=9, x=0.02, ha="left")
+        rect = rect or (0, 0, 1, 0.96)
+    if rect:
+        fig.tight_layout(rect=rect)
+    else:
+        fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def plot_success_vs_gflops(
@@ -60,11 +78,7 @@ def plot_success_vs_gflops(
     if axes[0][0].get_legend_handles_labels()[0]:
         axes[0][0].legend(loc="best", frameon=False)
     fig.suptitle(f"Bands: 95% Wilson intervals over N = {_span(ns)} episodes per point", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, rect=(0, 0, 1, 0.97))
 
 
 def _span(ns: list[int]) -> str:
@@ -155,17 +169,11 @@ def plot_metrics_vs_gflops(
         handles, labels = next((ax.get_legend_handles_labels() for ax in axes.flat if ax.lines), ([], []))
     if handles:
         fig.legend(handles, labels, loc="upper right", frameon=False, ncol=2)
-    fig.suptitle(
-        f"Bands: 95% Wilson intervals over the N answers of each point (N = {_span(ns)}); KL rows: no band",
-        fontsize=9,
-        x=0.02,
-        ha="left",
+    return _save(
+        fig,
+        path,
+        caption=f"Bands: 95% Wilson intervals over the N answers of each point (N = {_span(ns)}); KL rows: no band",
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def _success_ylim(points: list[CurvePoint], split: str) -> tuple[float, float]:
@@ -184,11 +192,7 @@ def _save_single_axis(fig, ax, xlabel: str, ylabel: str, path: str | Path) -> Pa
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_success_vs_turns(
@@ -278,12 +282,7 @@ def plot_rl_training(rows: list[dict], path: str | Path, title: str = "PPO") -> 
     ax2.set_ylim(-0.04 * top, top)  # a line at 0 stays visible above the axis
     ax1.legend(handles=h1 + h2, loc="upper left", frameon=False, fontsize=8)
     ax1.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_ood_vs_id_gain(points: list[CurvePoint], path: str | Path, column: str) -> Path:
@@ -332,11 +331,7 @@ def plot_ood_vs_id_gain(points: list[CurvePoint], path: str | Path, column: str)
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, fontsize=8)
     fig.suptitle(f"{column}: OOD change vs ID-seen change, one marker per checkpoint", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_stage1(
@@ -396,14 +391,8 @@ def plot_stage1(
                 ax.set_xlabel("stage-1 step")
             ax.grid(alpha=0.3)
     axes[0][-1].legend(loc="best", frameon=False, fontsize=8)
-    fig.suptitle(
-        f"{title}: bands are 95% Wilson intervals over N = {_span(ns)}; chosen step {chosen_step}",
-        fontsize=9,
-        x=0.02,
-        ha="left",
+    return _save(
+        fig,
+        path,
+        caption=f"{title}: bands are 95% Wilson intervals over N = {_span(ns)}; chosen step {chosen_step}",
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
