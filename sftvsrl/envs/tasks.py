@@ -167,33 +167,46 @@ _RULE_FOLLOWING = f"{_SUMMARY}:rule_following_metrics"  # the "number" field und
 _VALID_ACTION = f"{_SUMMARY}:valid_action_metrics"  # the action is in the episode's space
 _STEP_ACCURACY = f"{_SUMMARY}:step_accuracy_metrics"  # right actions among the answers
 
+# What the -L and -VL variants of a family share: how the env is made, its answer functions,
+# its CLI modules and help line.
+_GENERALPOINTS: dict[str, Any] = dict(
+    family="GeneralPoints",
+    entry_point=f"{_GP}.env:GeneralPointsEnv",
+    expert=f"{_GP}.answers:varied_expert",
+    wrong=f"{_GP}.answers:make_wrong_fn",
+    row_extra=f"{_GP}.answers:row_extra",
+    commands={
+        "data": ("generalpoints", "sftvsrl.data.generalpoints"),
+        "play": ("generalpoints", f"{_GP}.play"),
+    },
+    help="GeneralPoints: make 24 from four cards",
+)
+_VIRL_FAMILY: dict[str, Any] = dict(
+    family="VIRL",
+    entry_point=f"{_VIRL}.env:VIRLEnv",
+    wrong=f"{_VIRL}.answers:make_wrong_fn",
+    row_extra=f"{_VIRL}.answers:row_extra",
+    commands={"data": ("virl", "sftvsrl.data.virl"), "play": ("virl", f"{_VIRL}.play")},
+    help="V-IRL: follow a route through a city's streets",
+)
+
 register_task(
     Task(
+        **_GENERALPOINTS,
         name="GeneralPoints-L",
-        family="GeneralPoints",
         env_id="sftvsrl/GeneralPoints-L-v0",
-        entry_point=f"{_GP}.env:GeneralPointsEnv",
         vision=False,
         env_kwargs={"vision": False},
         train={"rule": "id", "split": "train"},
         held_out={"id": {"rule": "id", "split": "test"}, "ood": {"rule": "ood", "split": "test"}},
-        expert=f"{_GP}.answers:varied_expert",
-        wrong=f"{_GP}.answers:make_wrong_fn",
-        row_extra=f"{_GP}.answers:row_extra",
         metrics=(_RULE_FOLLOWING,),
-        commands={
-            "data": ("generalpoints", "sftvsrl.data.generalpoints"),
-            "play": ("generalpoints", f"{_GP}.play"),
-        },
-        help="GeneralPoints: make 24 from four cards",
     )
 )
 register_task(
     Task(
+        **_GENERALPOINTS,
         name="GeneralPoints-VL",
-        family="GeneralPoints",
         env_id="sftvsrl/GeneralPoints-VL-v0",
-        entry_point=f"{_GP}.env:GeneralPointsEnv",
         vision=True,
         env_kwargs={"vision": True},
         train={"rule": "id", "split": "train", "card_color": "black"},
@@ -202,24 +215,15 @@ register_task(
             "ood": {"rule": "ood", "split": "test", "card_color": "black"},
             "visual_ood": {"rule": "id", "split": "test", "card_color": "red"},
         },
-        expert=f"{_GP}.answers:varied_expert",
-        wrong=f"{_GP}.answers:make_wrong_fn",
-        row_extra=f"{_GP}.answers:row_extra",
         metrics=(_RECOGNITION, _RULE_FOLLOWING),  # card recognition: were the cards shown named?
         curve_metric="recognition_accuracy",
-        commands={
-            "data": ("generalpoints", "sftvsrl.data.generalpoints"),
-            "play": ("generalpoints", f"{_GP}.play"),
-        },
-        help="GeneralPoints: make 24 from four cards",
     )
 )
 register_task(
     Task(
+        **_VIRL_FAMILY,
         name="VIRL-L",
-        family="VIRL",
         env_id="sftvsrl/VIRL-L-v0",
-        entry_point=f"{_VIRL}.env:VIRLEnv",
         vision=False,
         env_kwargs={"vision": False},
         train={"action_space": "absolute", "split": "train"},
@@ -227,19 +231,14 @@ register_task(
             "id": {"action_space": "absolute", "split": "test"},
             "ood": {"action_space": "relative", "split": "test"},
         },
-        wrong=f"{_VIRL}.answers:make_wrong_fn",
-        row_extra=f"{_VIRL}.answers:row_extra",
         metrics=(_VALID_ACTION, _STEP_ACCURACY),
-        commands={"data": ("virl", "sftvsrl.data.virl"), "play": ("virl", f"{_VIRL}.play")},
-        help="V-IRL: follow a route through a city's streets",
     )
 )
 register_task(
     Task(
+        **_VIRL_FAMILY,
         name="VIRL-VL",
-        family="VIRL",
         env_id="sftvsrl/VIRL-VL-v0",
-        entry_point=f"{_VIRL}.env:VIRLEnv",
         vision=True,
         env_kwargs={"vision": True},
         train={"action_space": "absolute", "split": "train"},
@@ -249,10 +248,6 @@ register_task(
             # visual OOD: trained on Helsinki's streets, evaluated on Kotka's (docs/virl.md)
             "visual_ood": {"action_space": "absolute", "split": "test", "city": "kotka"},
         },
-        wrong=f"{_VIRL}.answers:make_wrong_fn",
-        row_extra=f"{_VIRL}.answers:row_extra",
         metrics=(_RECOGNITION, _VALID_ACTION, _STEP_ACCURACY),  # landmarks: ``landmark_error``
-        commands={"data": ("virl", "sftvsrl.data.virl"), "play": ("virl", f"{_VIRL}.play")},
-        help="V-IRL: follow a route through a city's streets",
     )
 )
