@@ -16,6 +16,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the stages that read from them (default: stop with an error naming the changed keys)",
     )
     parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="with seeds=[...]: seeds run at once after stage 0, each in its own process with "
+        "threads/jobs torch threads (default: 1, one after another)",
+    )
+    parser.add_argument(
+        "--only-seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="with seeds=[...]: run stage 0 and seed S only, no combined report (default: every seed)",
+    )
+    parser.add_argument(
         "overrides",
         nargs="*",
         metavar="key=value",
@@ -29,9 +43,18 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_study_config(args.config, args.overrides)
     flags = ["--rerun-changed"] if args.rerun_changed else []
+    flags += [f"--jobs {args.jobs}"] * (args.jobs != 1)
+    flags += [f"--only-seed {args.only_seed}"] * (args.only_seed is not None)
     command = "sftvsrl study " + " ".join(
         [f"--config {args.config}", f"--out {args.out}", *flags, *args.overrides]
     )
-    report = run_study(cfg, args.out, command=command, rerun_changed=args.rerun_changed)
+    report = run_study(
+        cfg,
+        args.out,
+        command=command,
+        rerun_changed=args.rerun_changed,
+        jobs=args.jobs,
+        only_seed=args.only_seed,
+    )
     print(report, file=sys.stdout)
     return 0

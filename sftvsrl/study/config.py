@@ -148,6 +148,11 @@ class StudyConfig(StrictModel):
     stage2: ContinueStage = Field(default_factory=ContinueStage)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     ablations: Ablations = Field(default_factory=Ablations)
+    task_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per task, settings of init / stage2 / eval for its stages only, "
+        "e.g. {VIRL-L: {init: {steps: 300}}} (tasks whose rows differ in length need different budgets)",
+    )
 
     @field_validator("tasks")
     @classmethod
@@ -165,6 +170,29 @@ class StudyConfig(StrictModel):
                     f"ablations.turns_splits: {task} has no split {missing}; it has {list(TASKS[task].splits)}"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _check_task_overrides(self) -> StudyConfig:
+        for task, settings in self.task_overrides.items():
+            if task not in self.tasks:
+                raise ValueError(f"task_overrides.{task}: not in tasks {self.tasks}")
+            bad = sorted(set(settings) - set(TASK_SECTIONS))
+            if bad:
+                raise ValueError(
+                    f"task_overrides.{task}: {bad} cannot differ by task (only {list(TASK_SECTIONS)} can)"
+                )
+        return self
+
+    def for_task(self, task: str) -> StudyConfig:
+        """This config with ``task_overrides[task]`` merged in: what ``task``'s stages run with."""
+        settings = self.task_overrides.get(task)
+        if not settings:
+            return self
+        merged = _deep_merge(self.model_dump(exclude={"task_overrides"}), settings)
+        try:
+            return StudyConfig.model_validate(merged)
+        except ValueError as exc:
+            raise ValueError(f"task_overrides.{task}: {exc}") from None
 
     def model_for(self, spec: TaskSpec) -> str:
         if not spec.vision:
@@ -192,11 +220,27 @@ class StudyConfig(StrictModel):
         )
 
 
+TASK_SECTIONS = ("init", "stage2", "eval")
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def check_trainer_overrides(cfg: StudyConfig) -> StudyConfig:
     """Validate the ``sft``/``rl`` sections as the trainers' typed partial configs
-    (:mod:`sftvsrl.study.trainers`), so a typo fails before hours of earlier stages have run."""
+    (:mod:`sftvsrl.study.trainers`), for every task's merged config too, so a typo fails before
+    hours of earlier stages have run."""
     from sftvsrl.study.trainers import check_sections
 
+    for task in cfg.task_overrides:
+        check_sections(cfg.for_task(task))
     return check_sections(cfg)
 
 

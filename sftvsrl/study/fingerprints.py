@@ -195,11 +195,11 @@ def stage_plan(cfg: Any, *, own_pretrain: bool, stage0_only: bool) -> dict[str, 
     if stage0_only:
         return plan
     a = cfg.ablations
-    kinds = ["data", "init"] + ["init_curves"] * (cfg.init.curve_episodes > 0)
-    kinds += ["rl", "sft", "eval"]
-    kinds += ["turns"] * bool(a.turns) + ["rl_from_base"] * a.rl_from_base
-    kinds += ["rl_from_overfit"] * a.rl_from_overfit
     for task in cfg.tasks:
+        curves = cfg.for_task(task).init.curve_episodes > 0
+        kinds = ["data", "init"] + ["init_curves"] * curves + ["rl", "sft", "eval"]
+        kinds += ["turns"] * bool(a.turns) + ["rl_from_base"] * a.rl_from_base
+        kinds += ["rl_from_overfit"] * a.rl_from_overfit
         plan.update({f"{task}.{k}": (k, task) for k in kinds})
     return plan
 

@@ -66,6 +66,7 @@ class Study:
         self.after_stage = after_stage
         self.rerun_changed = rerun_changed
         self.specs = {name: task_spec(name) for name in cfg.tasks}
+        self.task_cfg = {name: trainers.check_sections(cfg.for_task(name)) for name in cfg.tasks}
         self.plan = self._plan()
         self.fingerprints = self._fingerprints()
         self.procs = Processes(cfg.dist_timeout_min)
@@ -87,7 +88,8 @@ class Study:
             out["pretrain"] = self.shared.fingerprints["pretrain"]
         for name, (kind, task) in self.plan.items():
             ups = fp.upstream(kind, task, self.cfg.pretrain)
-            out[name] = fp.fingerprint(fp.settings_of(kind, flat), {u: out[u]["hash"] for u in ups})
+            mine = fp.flatten(self.task_cfg[task].model_dump(mode="json")) if task else flat
+            out[name] = fp.fingerprint(fp.settings_of(kind, mine), {u: out[u]["hash"] for u in ups})
         return out
 
     def outputs(self, name: str) -> list[Path]:
@@ -146,14 +148,14 @@ class Study:
             self.after_stage(name)
         return result
 
-    def run_rl(self, spec: TaskSpec, init: str, out_dir: Path) -> Path:
+    def run_rl(self, cfg: StudyConfig, spec: TaskSpec, init: str, out_dir: Path) -> Path:
         rl = trainers.rl_config(
-            self.cfg,
+            cfg,
             init=init,
             out_dir=out_dir,
             env_id=spec.env_id,
-            env_kwargs={**spec.train, "prompt_style": self.cfg.prompt_style},
-            updates=self.cfg.stage2.rl_updates,
+            env_kwargs={**spec.train, "prompt_style": cfg.prompt_style},
+            updates=cfg.stage2.rl_updates,
         )
         run = RunDir(out_dir)
         resume = run.latest() is not None
@@ -189,30 +191,32 @@ class Study:
         return PretrainResult(str(base), str(ckpt), lineage_gflops(ckpt), c.rows, probe)
 
     def task_data(self, name: str, spec: TaskSpec) -> DataResult:
-        i = self.cfg.init
+        cfg = self.task_cfg[name]
+        i = cfg.init
         folder = self.out / name / "data"
         files = {
-            "init": (spec.train, i.rows, seeds.init_data_seed(self.cfg.seed), i.multi_turn_fraction),
+            "init": (spec.train, i.rows, seeds.init_data_seed(cfg.seed), i.multi_turn_fraction),
             "more": (
                 spec.train,
-                self.cfg.stage2.sft_rows,
-                seeds.more_data_seed(self.cfg.seed),
+                cfg.stage2.sft_rows,
+                seeds.more_data_seed(cfg.seed),
                 i.multi_turn_fraction,
             ),
-            "val": (spec.splits["id"], i.val_rows, seeds.validation_seed(self.cfg.eval.seed), 0.0),
+            "val": (spec.splits["id"], i.val_rows, seeds.validation_seed(cfg.eval.seed), 0.0),
         }
 
         def write_missing() -> None:
             for key, (kwargs, n, first_seed, mt) in files.items():
                 path = folder / f"{key}.jsonl"
                 if not path.is_file():
-                    write_expert(spec, kwargs, n, first_seed, path, mt, self.cfg.prompt_style)
+                    write_expert(spec, kwargs, n, first_seed, path, mt, cfg.prompt_style)
 
         self.procs.main_only(write_missing)
         return DataResult(**{key: str(folder / f"{key}.jsonl") for key in files})
 
     def init_sft(self, name: str, spec: TaskSpec, base: str, data: DataResult) -> InitResult | None:
-        i = self.cfg.init
+        cfg = self.task_cfg[name]
+        i = cfg.init
         run_dir = self.out / name / "stage1_init"
         val_dir = self.out / name / "evals" / "validation"
         history: list[Validation] = []
@@ -223,14 +227,14 @@ class Study:
             nonlocal stopped_early
             step = read_trainer_state(path).step
             summary = evaluate(
-                self.cfg,
+                cfg,
                 path,
                 spec,
                 spec.splits["id"],
                 val_dir / f"step-{step:08d}.json",
                 episodes=i.val_episodes,
                 max_turns=1,  # first-answer success: cheap, and what SFT directly trains
-                seed=seeds.validation_seed(self.cfg.eval.seed),
+                seed=seeds.validation_seed(cfg.eval.seed),
             )
             history.append(
                 Validation(
@@ -253,7 +257,7 @@ class Study:
 
         by_loss = i.select == "val_loss"
         sft = trainers.sft_config(
-            self.cfg,
+            cfg,
             "init.sft",
             model=base,
             train=Path(data.init),
@@ -282,12 +286,14 @@ class Study:
         return InitResult(chosen.checkpoint, chosen.step, chosen.gflops, history, stopped, i.select)
 
     def stage2_rl(self, name: str, spec: TaskSpec, init: InitResult) -> RLResult:
+        cfg = self.task_cfg[name]
         run_dir = self.out / name / "stage2_rl"
-        final = self.run_rl(spec, init.checkpoint, run_dir)
+        final = self.run_rl(cfg, spec, init.checkpoint, run_dir)
         return RLResult(str(run_dir), str(final), lineage_gflops(final))
 
     def stage2_sft(self, name: str, init: InitResult, rl: RLResult, data: DataResult) -> SFTResult:
-        s = self.cfg.stage2
+        cfg = self.task_cfg[name]
+        s = cfg.stage2
         budget = s.budget_gflops if s.budget_gflops is not None else rl.gflops - init.gflops
         n_params, per_row = sft_rate(self.out / name / "stage1_init")
         batch = trainers.typed_section("stage2.sft", s.sft)
@@ -295,7 +301,7 @@ class Study:
         steps = sft_steps_for_budget(budget, n_params, tokens_per_step)
         run_dir = self.out / name / "stage2_sft"
         sft = trainers.sft_config(
-            self.cfg,
+            cfg,
             "stage2.sft",
             model=init.checkpoint,
             train=Path(data.more),
@@ -309,7 +315,8 @@ class Study:
     def evaluate_curves(self, name: str, spec: TaskSpec, init: InitResult, base: str) -> CurvesResult:
         from rich.progress import Progress
 
-        kl = KLProbe(self.cfg, spec, {"base": base, "init": init.checkpoint})
+        cfg = self.task_cfg[name]
+        kl = KLProbe(cfg, spec, {"base": base, "init": init.checkpoint})
         runs = {
             "SFT": RunDir(self.out / name / "stage2_sft").checkpoints(),
             "RL": RunDir(self.out / name / "stage2_rl").checkpoints(),
@@ -321,7 +328,7 @@ class Study:
             for method, step, path in jobs:
                 for split, kwargs in spec.splits.items():
                     cache = self.out / name / "evals" / method / f"step-{step:08d}" / f"{split}.json"
-                    summary = evaluate(self.cfg, path, spec, kwargs, cache)
+                    summary = evaluate(cfg, path, spec, kwargs, cache)
                     dist = kl.of(path, split, cache.with_name(f"{split}.kl.json"))
                     bar.advance(task)
                     for m in ("SFT", "RL") if method == "init" else (method,):
@@ -333,13 +340,14 @@ class Study:
     def stage1_curves(self, name: str, spec: TaskSpec, init: InitResult, base: str) -> Stage1CurvesResult:
         """Every stage-1 checkpoint on every split with the dense metrics and KL to the base:
         where the OOD skill stands when the init is chosen (selection still uses ID data)."""
-        n = self.cfg.init.curve_episodes
-        kl = KLProbe(self.cfg, spec, {"base": base})
+        cfg = self.task_cfg[name]
+        n = cfg.init.curve_episodes
+        kl = KLProbe(cfg, spec, {"base": base})
         points = []
         for step, path in RunDir(self.out / name / "stage1_init").checkpoints():
             for split, kwargs in spec.splits.items():
                 cache = self.out / name / "evals" / "stage1" / f"step-{step:08d}" / f"{split}.json"
-                summary = evaluate(self.cfg, path, spec, kwargs, cache, episodes=n)
+                summary = evaluate(cfg, path, spec, kwargs, cache, episodes=n)
                 dist = kl.of(path, split, cache.with_name(f"{split}.kl.json"))
                 points.append(curve_point(spec, "stage1", step, lineage_gflops(path), split, summary, **dist))
         return Stage1CurvesResult([p.__dict__ for p in points], init.step, n, kl.seconds)
@@ -348,7 +356,8 @@ class Study:
         self, name: str, spec: TaskSpec, init: InitResult, sft: SFTResult, rl: RLResult
     ) -> TurnsResult:
         """Success by verification turns for init, final SFT and final RL, per swept split."""
-        a = self.cfg.ablations
+        cfg = self.task_cfg[name]
+        a = cfg.ablations
         out: dict[str, dict[str, dict[str, list[float]]]] = {}
         for split in a.turns_splits:
             for label, path in (("init", init.checkpoint), ("SFT", sft.final), ("RL", rl.final)):
@@ -356,28 +365,30 @@ class Study:
                 curve_eval = self.out / name / "evals" / label / f"step-{step:08d}" / f"{split}.json"
                 for turns in a.turns:
                     cache = self.out / name / "evals" / "turns" / label / f"{split}-{turns}.json"
-                    if turns == self.cfg.eval.max_turns and curve_eval.is_file():
+                    if turns == cfg.eval.max_turns and curve_eval.is_file():
                         cache = curve_eval  # the same episodes at the same turns: already evaluated
-                    s = evaluate(self.cfg, path, spec, spec.splits[split], cache, max_turns=turns)
+                    s = evaluate(cfg, path, spec, spec.splits[split], cache, max_turns=turns)
                     out.setdefault(split, {}).setdefault(label, {})[str(turns)] = rate(s)
         return TurnsResult(out)
 
     def rl_from(self, name: str, spec: TaskSpec, label: str, start: str) -> RLFromResult | None:
+        cfg = self.task_cfg[name]
         run_dir = self.out / name / f"ablation_{label}"
-        final = self.run_rl(spec, start, run_dir / "rl")
+        final = self.run_rl(cfg, spec, start, run_dir / "rl")
         if not self.procs.is_main:
             return None  # evaluations run once; the main process's result is stored and shared
         rows = {}
         for tag, path in (("start", start), ("after_rl", final)):
             for split in ("id", "ood"):
                 cache = run_dir / "evals" / tag / f"{split}.json"
-                rows[f"{tag}.{split}"] = rate(evaluate(self.cfg, path, spec, spec.splits[split], cache))
+                rows[f"{tag}.{split}"] = rate(evaluate(cfg, path, spec, spec.splits[split], cache))
         return RLFromResult(start, str(final), lineage_gflops(final), rows)
 
     def overfit_start(self, name: str, init: InitResult, data: DataResult) -> str:
-        steps = self.cfg.ablations.overfit_steps
+        cfg = self.task_cfg[name]
+        steps = cfg.ablations.overfit_steps
         sft = trainers.sft_config(
-            self.cfg,
+            cfg,
             "init.sft",
             model=init.checkpoint,
             train=Path(data.init),
@@ -422,11 +433,12 @@ class Study:
 
     def run_task(self, name: str, spec: TaskSpec, base: str) -> list[CurvePoint]:
         """Stages 1 and 2, the curves and the ablations of one task variant."""
+        cfg = self.task_cfg[name]
         data = self.stage(f"{name}.data", lambda: self.task_data(name, spec), DataResult)
         init = self.stage(f"{name}.init", lambda: self.init_sft(name, spec, base, data), InitResult)
         rl = self.stage(f"{name}.rl", lambda: self.stage2_rl(name, spec, init), RLResult)
         sft = self.stage(f"{name}.sft", lambda: self.stage2_sft(name, init, rl, data), SFTResult)
-        if self.cfg.init.curve_episodes > 0:
+        if cfg.init.curve_episodes > 0:
             self.stage(
                 f"{name}.init_curves",
                 lambda: self.stage1_curves(name, spec, init, base),
@@ -436,7 +448,7 @@ class Study:
         curves = self.stage(
             f"{name}.eval", lambda: self.evaluate_curves(name, spec, init, base), CurvesResult, main_only=True
         )
-        a = self.cfg.ablations
+        a = cfg.ablations
         if a.turns:
             self.stage(
                 f"{name}.turns",

@@ -155,7 +155,7 @@ def pct(v: list[float]) -> str:
 
 
 def rl_summary(rows: list[dict[str, Any]]) -> str:
-    """First and last fifth of the PPO updates: the training reward's trend, in numbers."""
+    """First and last fifth of the RL updates: the training reward's trend, in numbers."""
     k = max(1, len(rows) // 5)
 
     def mean(part: list[dict[str, Any]], key: str) -> float:
@@ -163,12 +163,14 @@ def rl_summary(rows: list[dict[str, Any]]) -> str:
         return sum(values) / len(values) if values else float("nan")
 
     head, tail = rows[:k], rows[-k:]
-    return (
+    text = (
         f"{len(rows)} updates. Mean reward per answer {mean(head, 'mean_reward'):.2f} over the first {k} "
         f"-> {mean(tail, 'mean_reward'):.2f} over the last {k}; success of ended episodes "
-        f"{100 * mean(head, 'success_rate'):.1f}% -> {100 * mean(tail, 'success_rate'):.1f}%; explained "
-        f"variance of the value head in the last {k}: {mean(tail, 'explained_variance'):.2f}."
+        f"{100 * mean(head, 'success_rate'):.1f}% -> {100 * mean(tail, 'success_rate'):.1f}%"
     )
+    if any(r.get("explained_variance") is not None for r in tail):  # PPO's value head
+        text += f"; explained variance of the value head in the last {k}: {mean(tail, 'explained_variance'):.2f}"
+    return text + "."
 
 
 def turns_of(results: dict[str, Any], task: str) -> dict[str, dict[str, dict[str, list[float]]]]:
@@ -345,7 +347,7 @@ def write_study_outputs(study: Any, points: list[CurvePoint]) -> Path:
             )
         curves = study.results.get(f"{name}.eval")
         kl_seconds[name] = (curves.kl_seconds if curves else 0.0) + (st1.kl_seconds if st1 else 0.0)
-        s2 = cfg.stage2
+        s2 = study.task_cfg[name].stage2
         rl_res, sft_res = study.results.get(f"{name}.rl"), study.results.get(f"{name}.sft")
         tried[name] = (
             f"{s2.rl_updates} RL updates ({s2.rl.get('algorithm', 'ppo')}) "
@@ -364,14 +366,14 @@ def write_study_outputs(study: Any, points: list[CurvePoint]) -> Path:
                 + " (cached evaluations count what they took when made).",
             )
         )
-    algo = str(cfg.stage2.rl.get("algorithm", "ppo")).upper()
     for name in study.specs:
+        algo = str(study.task_cfg[name].stage2.rl.get("algorithm", "ppo")).upper()
         rl_log = out / name / "stage2_rl" / "log.jsonl"
         rows = read_ppo_log(rl_log) if rl_log.is_file() else []
         if rows:
             figure = plot_rl_training(rows, out / f"rl_training_{name}.png", f"{name}: {algo} (stage 2)")
             sections.append(
-                (f"{name}: PPO training", rl_summary(rows) + f"\n\n![PPO training]({figure.name})")
+                (f"{name}: {algo} training", rl_summary(rows) + f"\n\n![{algo} training]({figure.name})")
             )
         for split, by_model in turns_of(study.results, name).items():
             data = {lab: {int(t): tuple(v) for t, v in d.items()} for lab, d in by_model.items()}

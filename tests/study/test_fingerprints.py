@@ -78,10 +78,10 @@ def fake_stages(monkeypatch):
         monkeypatch.setattr(S, fn.__name__, fn)
 
 
-def run(out, *overrides, rerun_changed=False):
+def run(out, *overrides, rerun_changed=False, **kw):
     ran = []
     cfg = load_study_config(SMOKE, [f"tasks=[{T}]", *overrides])  # the fake stages are one task's
-    report = run_study(cfg, out, after_stage=ran.append, rerun_changed=rerun_changed)
+    report = run_study(cfg, out, after_stage=ran.append, rerun_changed=rerun_changed, **kw)
     return report, ran
 
 
@@ -178,6 +178,48 @@ def test_seeds_run_one_study_each_with_a_shared_stage_0(tmp_path, fake_stages):
     assert (tmp_path / "shared" / "base_model" / "made").read_text() == "0"  # made once
 
 
+def test_only_seed_runs_stage_0_and_that_seed_without_a_combined_report(tmp_path, fake_stages):
+    report, ran = run(tmp_path, "seeds=[0,1]", "corpus.seed=5", only_seed=1)
+    assert ran.count("pretrain") == 1 and ran.count(f"{T}.eval") == 1
+    assert report == tmp_path / "seed-1" / "report.md" and not (tmp_path / "seed-0").exists()
+    assert not (tmp_path / "report.md").exists()
+    with pytest.raises(ValueError, match="not one of seeds"):
+        run(tmp_path, "seeds=[0,1]", only_seed=4)
+    with pytest.raises(ValueError, match="need the seeds option"):
+        run(tmp_path, jobs=2)
+
+
+def test_jobs_run_each_seed_in_a_process_of_its_own(tmp_path, fake_stages, monkeypatch):
+    import subprocess
+
+    launched = []
+
+    class Done:  # a child that finished at once; the in-process fakes then make its stages
+        returncode = 0
+
+        def __init__(self, argv, **kw):
+            launched.append((argv, kw["env"]["OMP_NUM_THREADS"]))
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Done)
+    report, ran = run(tmp_path, "seeds=[0,1]", "corpus.seed=5", "threads=2", jobs=2)
+    assert ran.count("pretrain") == 1  # stage 0 ran once, before the seeds' processes started
+    assert [a[a.index("--only-seed") + 1] for a, _ in launched] == ["0", "1"]
+    assert all("threads=1" in a and t == "1" for a, t in launched)  # 2 threads shared by 2 jobs
+    assert (tmp_path / "seeds_config.yaml").is_file() and "over seeds" in report.read_text()
+
+    class Failed(Done):
+        returncode = 3
+
+    monkeypatch.setattr(subprocess, "Popen", Failed)
+    from sftvsrl.errors import UserError
+
+    with pytest.raises(UserError, match=r"seed 0 \(log: .*seed-0.log\), seed 1 .*failed"):
+        run(tmp_path / "again", "seeds=[0,1]", "corpus.seed=5", jobs=2)
+
+
 def test_seeds_without_a_fixed_corpus_seed_pretrain_per_seed(tmp_path, fake_stages):
     _, ran = run(tmp_path, "seeds=[2,3]")
     assert ran.count("pretrain") == 2 and not (tmp_path / "shared").exists()
@@ -194,3 +236,34 @@ def test_new_keys_at_their_defaults_keep_old_fingerprints():
     assert settings_of("pretrain", fixed)["corpus.seed"] == 4 and "seed" not in settings_of("pretrain", fixed)
     assert "init.curve_episodes" not in settings_of("init", flat)
     assert "eval.kl_prompts" in settings_of("eval", flat)
+
+
+def test_task_overrides_change_only_that_tasks_stages():
+    both = ["tasks=[GeneralPoints-L,VIRL-L]"]
+    plain = pipeline.Study(load_study_config(SMOKE, both), "unused")
+    tuned = pipeline.Study(
+        load_study_config(
+            SMOKE, [*both, "task_overrides.VIRL-L.init.steps=7", "task_overrides.VIRL-L.eval.episodes=3"]
+        ),
+        "unused",
+    )
+    assert tuned.task_cfg["VIRL-L"].init.steps == 7 and tuned.task_cfg["VIRL-L"].eval.episodes == 3
+    assert tuned.task_cfg[T].init.steps == plain.task_cfg[T].init.steps
+    changed = {
+        n for n in plain.fingerprints if plain.fingerprints[n]["hash"] != tuned.fingerprints[n]["hash"]
+    }
+    assert changed == {"VIRL-L.init", "VIRL-L.rl", "VIRL-L.sft", "VIRL-L.eval"}
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        ("task_overrides.VIRL-L.init.steps=3", "not in tasks"),
+        (f"task_overrides.{T}.seed=3", "cannot differ by task"),
+        (f"task_overrides.{T}.init.steps=-1", "task_overrides.GeneralPoints-L"),
+        (f"task_overrides.{T}.stage2.rl.not_a_key=1", "not_a_key"),
+    ],
+)
+def test_bad_task_overrides_fail_at_load_time(override, words):
+    with pytest.raises(ValueError, match=words):
+        load_study_config(SMOKE, [f"tasks=[{T}]", override])

@@ -175,7 +175,7 @@ def test_two_processes_train_together_and_evaluate_once(tmp_path, torchrun):
     stage1 = out / "GeneralPoints-L" / "stage1_init" / "checkpoints"
     assert sorted(p.name for p in stage1.iterdir()) == ["step-00000010", "step-00000020"]
     state = json.loads((stage1 / "step-00000020" / "trainer_state.json").read_text())
-    assert state["world_size"] == 2
+    assert state["extra"]["world_size"] == 2
     rl_log = [
         json.loads(x) for x in (out / "GeneralPoints-L" / "stage2_rl" / "log.jsonl").read_text().splitlines()
     ]
