@@ -52,6 +52,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dtype", default="float32", choices=("float32", "bfloat16", "float16"), help="weights dtype" + d
     )
+    p.add_argument(
+        "--bf16",
+        default="auto",
+        choices=("auto", "true", "false"),
+        help="bf16 autocast on the CPU; auto: measured once per CPU model (fp32 where bf16 is slower)" + d,
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's, one per core; 1 on a machine shared with other work)",
+    )
 
 
 def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
@@ -68,6 +80,7 @@ def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from sftvsrl.evaluation.runner import evaluate, write_results
     from sftvsrl.models.loading import inference_device, load_model
+    from sftvsrl.models.precision import resolve_bf16, resolve_threads
     from sftvsrl.rollout import HFRolloutEngine, make_envs
     from sftvsrl.training.loop import Progress
     from sftvsrl.writable import ensure_writable
@@ -82,11 +95,19 @@ def run(args: argparse.Namespace) -> int:
     env_kwargs = parse_env_kwargs(args.env_kwargs)
     make_envs(args.env, env_kwargs, 1, args.max_turns)[0].close()  # fail fast on a bad env/kwargs
     ensure_writable(args.out)  # and on an output folder that cannot take the results
-    pm = load_model(args.model, dtype=args.dtype, trainable=False, device=inference_device())
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError("--threads must be positive")
+    threads = resolve_threads(args.threads)
+    device = inference_device()
+    pm = load_model(args.model, dtype=args.dtype, trainable=False, device=device)
     pm.model.eval()
+    setting = {"auto": "auto", "true": True, "false": False}[getattr(args, "bf16", "auto")]
+    bf16 = args.dtype == "float32" and resolve_bf16(
+        setting, hidden=pm.model.get_input_embeddings().embedding_dim, device=device
+    )
     engine = HFRolloutEngine(pm, batch_size=args.num_envs)
     # A bar on a terminal; in a log, a plain line every 30 s (episodes done, rate, ETA).
-    with Progress("eval", args.episodes, unit="episodes") as bar:
+    with autocast(device, bf16), Progress("eval", args.episodes, unit="episodes") as bar:
         records, summary = evaluate(
             engine,
             args.env,
@@ -101,8 +122,10 @@ def run(args: argparse.Namespace) -> int:
             progress=bar.advance,
         )
     summary["model"] = str(args.model)
+    summary["runtime"] = {"threads": threads, "bf16_autocast": bf16}
     if kl_base:
-        summary.update(kl_summary(args, pm, env_kwargs, "kl_to_base"))
+        with autocast(device, bf16):
+            summary.update(kl_summary(args, pm, env_kwargs, "kl_to_base"))
     try:
         out = write_results(args.out, records, summary)
     except OSError as exc:  # e.g. the disk filled during the episodes
@@ -125,6 +148,17 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(summary["final_outcomes"]))
     print(f"wrote {out / 'episodes.jsonl'} and {out / 'summary.json'}")
     return 0
+
+
+def autocast(device: Any, enabled: bool) -> Any:
+    """bf16 autocast on ``device`` when ``enabled``, else a no-op context."""
+    import contextlib
+
+    import torch
+
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
 
 
 def kl_summary(args: argparse.Namespace, pm: Any, env_kwargs: dict[str, Any], key: str) -> dict[str, Any]:

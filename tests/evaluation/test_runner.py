@@ -104,6 +104,23 @@ def test_cli_tiny_model_end_to_end(tmp_path, capsys):
     assert "success" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("bf16", ["true", "false"])
+def test_cli_threads_and_bf16_are_applied_and_recorded(tmp_path, bf16):
+    import torch
+
+    out = tmp_path / "ev"
+    before = torch.get_num_threads()
+    try:
+        args = ["eval", "--model", "tiny-lm", "--env", "sftvsrl-test/Toy-v0", "--episodes", "2"]
+        args += ["--max-new-tokens", "4", "--threads", "1", "--bf16", bf16, "--out", str(out)]
+        assert main(args) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    runtime = json.loads((out / "summary.json").read_text())["runtime"]
+    assert runtime == {"threads": 1, "bf16_autocast": bf16 == "true"}
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -116,6 +133,10 @@ def test_cli_tiny_model_end_to_end(tmp_path, capsys):
         (
             ["--model", "tiny-lm", "--env", "sftvsrl-test/Toy-v0", "--env-kwargs", "split=val"],
             "cannot create",
+        ),
+        (
+            ["--model", "tiny-lm", "--env", "sftvsrl-test/Toy-v0", "--threads", "0"],
+            "--threads must be positive",
         ),
         (
             ["--model", "tiny-lm", "--env", "sftvsrl/VIRL-L-v0", "--env-kwargs", "city=atlantis"],
