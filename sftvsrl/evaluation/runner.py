@@ -107,11 +107,13 @@ def evaluate(
 
 
 def write_results(out_dir: str | Path, records: list[dict[str, Any]], summary: dict[str, Any]) -> Path:
-    """``episodes.jsonl`` (one episode per line) and ``summary.json`` in ``out_dir``."""
+    """``episodes.jsonl`` (one episode per line) and ``summary.json`` in ``out_dir``, each
+    written atomically (a failed write leaves an earlier result whole, never half a file);
+    the summary goes last, so a present summary always has its episodes beside it."""
+    from sftvsrl.atomic import atomic_write_text
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "episodes.jsonl", "w", encoding="utf-8") as f:
-        for rec in records:
-            f.write(json.dumps(rec, default=str) + "\n")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    atomic_write_text(out / "episodes.jsonl", "".join(json.dumps(rec, default=str) + "\n" for rec in records))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     return out

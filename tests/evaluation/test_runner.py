@@ -192,3 +192,19 @@ def test_tiny_vlm_evaluates_generalpoints_vl():
     )
     assert summary["episodes"] == 2 and "recognition_accuracy" in summary
     assert all(len(r["turns"]) == 1 for r in records)
+
+
+def test_a_failed_write_keeps_the_earlier_results_whole(tmp_path, monkeypatch):
+    from sftvsrl import atomic
+    from sftvsrl.evaluation.runner import write_results
+
+    write_results(tmp_path, [{"seed": 0}], {"episodes": 1})
+    before = {p.name: p.read_text() for p in tmp_path.iterdir()}
+
+    def full_disk(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full_disk)
+    with pytest.raises(OSError):
+        write_results(tmp_path, [{"seed": s} for s in range(100)], {"episodes": 100})
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before  # no temp files left either
