@@ -116,3 +116,57 @@ def test_guard_refuses_before_writing(tmp_path):
     assert {p: p.read_bytes() for p in before} == before
     assert run.start(resume=True) == run.checkpoint_path(1)
     assert run.config_path.read_text() == "lr: 0.1\n"
+
+
+def _save_with_rank0_disk_full(rank: int, world: int, init: str, out: str, results: str) -> None:
+    """One of two gloo processes saving a checkpoint whose model write fails on rank 0."""
+    import json as _json
+    import time as _time
+    from pathlib import Path as _Path
+
+    import torch.distributed as td
+
+    from sftvsrl.errors import CheckpointError
+    from sftvsrl.runs import RunDir, TrainerState
+
+    import datetime
+
+    # a short collective timeout: a process left waiting at a barrier fails the test, not hangs it
+    td.init_process_group(
+        "gloo", init_method=init, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=20)
+    )
+
+    class Dist:
+        is_main_process, process_index, num_processes, device = rank == 0, rank, world, "cpu"
+
+        def wait_for_everyone(self) -> None:
+            td.barrier()
+
+    def write_model(folder):
+        raise OSError(28, "No space left on device")
+
+    started = _time.monotonic()
+    try:
+        RunDir(out).save_checkpoint(
+            3, write_model=write_model, state=TrainerState(stage="sft", step=3), dist=Dist()
+        )
+        outcome = "saved"
+    except CheckpointError as exc:
+        outcome = str(exc)
+    _Path(results, f"{rank}.json").write_text(_json.dumps([outcome, _time.monotonic() - started]))
+    td.destroy_process_group()
+
+
+def test_a_checkpoint_write_failing_on_one_process_stops_every_process(tmp_path):
+    import json as _json
+
+    import torch.multiprocessing as mp
+
+    init = f"file://{tmp_path / 'rendezvous'}"
+    mp.spawn(
+        _save_with_rank0_disk_full, args=(2, init, str(tmp_path / "run"), str(tmp_path)), nprocs=2, join=True
+    )
+    main, other = (_json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1))
+    assert "No space left on device" in main[0]
+    assert "another process failed to write the checkpoint" in other[0] and other[1] < 30  # no hang
+    assert not list((tmp_path / "run").rglob("*.tmp"))
