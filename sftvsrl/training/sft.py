@@ -42,6 +42,9 @@ class SFTData(StrictModel):
     eval: str | None = Field(None, description="optional held-out JSONL for a validation loss")
 
 
+LENGTH_WINDOW = 64  # global batches sorted together by ``group_by_length``
+
+
 class SFTConfig(StrictModel):
     """Everything an SFT run needs; every field can be overridden as ``key=value``."""
 
@@ -66,6 +69,11 @@ class SFTConfig(StrictModel):
     save_every: int = Field(100, gt=0, description="optimizer steps between checkpoints")
     keep_last: int = Field(2, gt=0)
     log_every: int = Field(1, gt=0)
+    group_by_length: bool = Field(
+        False,
+        description="batch rows of similar length together (sorted within shuffled windows of "
+        f"{LENGTH_WINDOW} global batches, then the batches shuffled): less padding, the same rows per epoch",
+    )
     eval_every: int | None = Field(None, gt=0, description="steps between validation losses")
     progress: bool = True
 
@@ -210,11 +218,35 @@ class SFTTrainer:
 
     # ------------------------------------------------------------ data order
 
+    def _order(self, epoch: int) -> torch.Tensor:
+        """One epoch's row order, a pure function of (seed, epoch): a seeded permutation; with
+        ``group_by_length``, each window of ``LENGTH_WINDOW`` global batches of it is sorted by
+        row length and cut into batches, and the window's batches are shuffled. A batch then
+        pads to rows of its own length instead of to the one long (revision) row it holds."""
+        cached = getattr(self, "_order_cache", None)
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        perm = torch.randperm(len(self.train_data), generator=g)
+        if self.cfg.group_by_length:
+            data, batch = self.train_data, self.global_batch
+            used = self.steps_per_epoch * batch
+            lengths = torch.tensor(
+                [len(p) + len(c) for p, c in zip(data.prompts, data.completions, strict=True)]
+            )
+            parts = []
+            for start in range(0, used, batch * LENGTH_WINDOW):
+                window = perm[start : min(start + batch * LENGTH_WINDOW, used)]
+                batches = window[torch.argsort(lengths[window], stable=True)].view(-1, batch)
+                parts.append(batches[torch.randperm(len(batches), generator=g)].reshape(-1))
+            perm = torch.cat([*parts, perm[used:]])
+        self._order_cache = (epoch, perm)
+        return perm
+
     def _indices(self, step: int, micro: int) -> list[int]:
         """The rows of one process's micro-batch: a pure function of (seed, step), hence resumable."""
         epoch, in_epoch = divmod(step, self.steps_per_epoch)
-        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
-        perm = torch.randperm(len(self.train_data), generator=g)
+        perm = self._order(epoch)
         start = (
             in_epoch * self.global_batch + (micro * self.world + self.acc.process_index) * self.cfg.batch_size
         )

@@ -229,3 +229,32 @@ def test_lora_sft_updates_only_adapters_and_eval_loss_is_logged(tmp_path, additi
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in base.state_dict().items())
     log = _log(tmp_path / "run")
     assert all(r["eval_loss"] > 0 for r in log)
+
+
+def test_group_by_length_keeps_each_epochs_rows_and_cuts_padding(tmp_path):
+    from sftvsrl.training.sft import SFTTrainer
+
+    rows = tmp_path / "mixed.jsonl"
+    with rows.open("w") as fh:  # one row in five is four times longer (like revision rows)
+        for i in range(512):
+            prompt = ("history " * 30 if i % 5 == 0 else "") + f"{i % 9}+1="
+            fh.write(json.dumps({"prompt": prompt, "completion": str(i % 9 + 1)}) + "\n")
+
+    def padding_and_rows(group: bool) -> tuple[float, list[int]]:
+        t = SFTTrainer(_cfg(rows, tmp_path / f"run{group}", max_steps=8, group_by_length=group))
+        lengths = [
+            len(p) + len(c) for p, c in zip(t.train_data.prompts, t.train_data.completions, strict=True)
+        ]
+        pad, seen = 0, []
+        for step in range(t.steps_per_epoch):
+            idx = t._indices(step, 0)
+            pad += sum(max(lengths[i] for i in idx) - lengths[i] for i in idx)
+            seen += idx
+        again = SFTTrainer(_cfg(rows, tmp_path / f"again{group}", max_steps=8, group_by_length=group))
+        assert [again._indices(s, 0) for s in range(3)] == [t._indices(s, 0) for s in range(3)]  # resumable
+        return pad / sum(lengths[i] for i in seen), sorted(seen)
+
+    plain_pad, plain_rows = padding_and_rows(False)
+    grouped_pad, grouped_rows = padding_and_rows(True)
+    assert grouped_rows == plain_rows  # the same rows, each once per epoch
+    assert plain_pad > 1.0 and grouped_pad < 0.1 * plain_pad
