@@ -310,9 +310,9 @@ def task_findings(points: list[CurvePoint], column: str, tried: str = "") -> lis
 # ----------------------------------------------------------------------------- seeds
 
 
-def seeds_table(by_seed: dict[int, list[CurvePoint]]) -> list[str]:
-    """Per task and split: each seed's init / SFT / RL success at matched compute and RL − SFT,
-    then the pooled row (counts summed over seeds)."""
+def seeds_table(by_seed: dict[int, list[CurvePoint]], metric: str = SUCCESS) -> list[str]:
+    """Per task and split: each seed's init / SFT / RL ``metric`` at matched compute and
+    RL − SFT, then the pooled row (counts summed over seeds)."""
     lines = [
         "| task | split | seed | init | SFT | RL | RL − SFT (Newcombe) |",
         "|---|---|---|---|---|---|---|",
@@ -324,8 +324,8 @@ def seeds_table(by_seed: dict[int, list[CurvePoint]]) -> list[str]:
             rows: dict[str, list[tuple[int, int] | None]] = {"init": [], "SFT": [], "RL": []}
             for seed, pts in sorted(by_seed.items()):
                 m = at_matched_compute(pts, column, split)
-                init = counts(start_point(pts, column, split))
-                sft, rl = (counts(m["SFT"]), counts(m["RL"])) if m else (None, None)
+                init = counts(start_point(pts, column, split), metric)
+                sft, rl = (counts(m["SFT"], metric), counts(m["RL"], metric)) if m else (None, None)
                 for k, v in (("init", init), ("SFT", sft), ("RL", rl)):
                     rows[k].append(v)
                 lines.append(
@@ -357,6 +357,9 @@ def build_seeds_report(by_seed: dict[int, list[CurvePoint]], meta: dict[str, str
         *seeds_table(by_seed),
         "",
     ]
+    everything = [p for pts in by_seed.values() for p in pts]
+    for metric in metrics_of(everything)[1:]:  # the fine metrics, in % of the answers they count
+        lines += [f"### {METRIC_NAMES[metric]} (% of answers)", "", *seeds_table(by_seed, metric), ""]
     if meta.get("command"):
         lines += ["## Run", "", f"- command: `{meta['command']}`", ""]
     return "\n".join(lines)

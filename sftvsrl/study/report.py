@@ -169,7 +169,9 @@ def rl_summary(rows: list[dict[str, Any]]) -> str:
         f"{100 * mean(head, 'success_rate'):.1f}% -> {100 * mean(tail, 'success_rate'):.1f}%"
     )
     if any(r.get("explained_variance") is not None for r in tail):  # PPO's value head
-        text += f"; explained variance of the value head in the last {k}: {mean(tail, 'explained_variance'):.2f}"
+        text += (
+            f"; explained variance of the value head in the last {k}: {mean(tail, 'explained_variance'):.2f}"
+        )
     return text + "."
 
 

@@ -92,3 +92,13 @@ def test_new_figures(tmp_path):
         for sp in ("id_seen", "id", "ood")
     ]
     assert plot_stage1(st1, tmp_path / "st1.png", 20).stat().st_size > 1000
+
+
+def test_the_seeds_report_pools_the_fine_metrics_too():
+    from sftvsrl.study.effects import build_seeds_report
+
+    text = build_seeds_report({0: study(), 1: study()}, {"preset": "x"})
+    assert "### rule following (% of answers)" in text
+    fine = text[text.index("### rule following") :]
+    # matched compute: step 20 of both, rule following 50/100 per seed; pooled 100 of 200, RL − SFT 0
+    assert "| GeneralPoints-L | ood | **pooled** | 40.0 [" in fine and "| 50.0 [" in fine and "+0.0 [" in fine
