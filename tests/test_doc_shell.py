@@ -17,23 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from doc_blocks import doc_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
-FENCE = re.compile(
-    r"(?:^<!-- doc-test: (?P<marker>[^>]*?) -->\n)?^```(?:bash|sh|shell)\n(?P<code>.*?)^```", re.M | re.S
-)
-
-
-def shell_blocks() -> list[tuple[str, str, str]]:
-    out = []
-    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        text = path.read_text(encoding="utf-8")
-        for m in FENCE.finditer(text):
-            line = text.count("\n", 0, m.start("code"))
-            out.append(
-                (f"{path.relative_to(ROOT)}:{line}", (m.group("marker") or "").strip(), m.group("code"))
-            )
-    return out
 
 
 def commands(code: str) -> list[str]:
@@ -47,7 +33,7 @@ def commands(code: str) -> list[str]:
     return out
 
 
-BLOCKS = shell_blocks()
+BLOCKS = doc_blocks("bash|sh|shell")
 
 
 def test_every_shell_block_is_run_or_explained():

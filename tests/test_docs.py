@@ -9,31 +9,17 @@ into the checkout.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from doc_blocks import doc_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
-FENCE = re.compile(r"(?:^<!-- doc-test: (?P<marker>[^>]*?) -->\n)?^```python\n(?P<code>.*?)^```", re.M | re.S)
 
-
-def python_blocks() -> list[tuple[str, str, str]]:
-    out = []
-    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        text = path.read_text(encoding="utf-8")
-        for m in FENCE.finditer(text):
-            line = text.count("\n", 0, m.start("code"))
-            out.append(
-                (f"{path.relative_to(ROOT)}:{line}", (m.group("marker") or "").strip(), m.group("code"))
-            )
-    return out
-
-
-BLOCKS = python_blocks()
+BLOCKS = doc_blocks("python")
 
 
 def _param(where: str, marker: str, code: str):
