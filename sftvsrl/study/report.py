@@ -385,11 +385,11 @@ def write_study_outputs(study: Any, points: list[CurvePoint]) -> Path:
     if study.reused:
         sections.append(
             (
-                "Stages reused from an earlier attempt",
-                "These stages' results were made by an earlier run in this folder with the same "
-                "settings (their fingerprints match) and were not run again: "
-                + ", ".join(f"`{n}`" for n in study.reused)
-                + ".",
+                "Stages reused from an earlier invocation",
+                "These stages' results were made by an earlier invocation in this folder with the "
+                "same settings (their fingerprints match: an interrupted attempt, or this seed's "
+                "own process under `--jobs`) and were read back, not run again; their times are "
+                "those of the invocation that made them: " + ", ".join(f"`{n}`" for n in study.reused) + ".",
             )
         )
     ev = cfg.eval

@@ -77,9 +77,7 @@ def run_seeds(
     stage 0, up to ``jobs`` seeds run at once, each in a process of its own with
     ``threads // jobs`` torch threads (one core each on a 2-core machine), logging to
     ``out/seed-<s>.log``; the combined report is written once all have finished."""
-    from sftvsrl.atomic import atomic_write_text
     from sftvsrl.study.curves import read_curves
-    from sftvsrl.study.effects import build_seeds_report
 
     assert cfg.seeds is not None
     if only_seed is not None and only_seed not in cfg.seeds:
@@ -103,6 +101,9 @@ def run_seeds(
         shared.run_pretrain()
     if jobs > 1 and only_seed is None:
         run_seed_processes(cfg, out, jobs, rerun_changed)
+        # each seed's process wrote its folder (report, curves, figures): read, do not redo
+        by_seed = {seed: read_curves(out / f"seed-{seed}" / "curves.csv") for seed in cfg.seeds}
+        return write_seeds_report(cfg, out, by_seed, command, start, shared is not None)
     by_seed = {}
     study = None
     for seed in cfg.seeds if only_seed is None else [only_seed]:
@@ -124,10 +125,22 @@ def run_seeds(
             file=sys.stderr,
         )
         return study.out / "report.md"
+    assert study is not None
+    if not study.procs.is_main:
+        return out / "report.md"
+    return write_seeds_report(cfg, out, by_seed, command, start, shared is not None)
+
+
+def write_seeds_report(
+    cfg: StudyConfig, out: Path, by_seed: dict, command: str, start: float, shared: bool
+) -> Path:
+    """``out/report.md`` over the seeds' curves (main process only)."""
+    from sftvsrl.atomic import atomic_write_text
+    from sftvsrl.study.effects import build_seeds_report
+
     meta = {"preset": cfg.preset, "command": command, "shared": "shared/" if shared else ""}
     report = out / "report.md"
-    assert study is not None
-    study.procs.main_only(lambda: atomic_write_text(report, build_seeds_report(by_seed, meta)))
+    atomic_write_text(report, build_seeds_report(by_seed, meta))
     print(
         f"study over seeds {cfg.seeds} finished in {(time.time() - start) / 60:.1f} min: {report}",
         file=sys.stderr,

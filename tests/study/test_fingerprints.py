@@ -194,21 +194,28 @@ def test_jobs_run_each_seed_in_a_process_of_its_own(tmp_path, fake_stages, monke
 
     launched = []
 
-    class Done:  # a child that finished at once; the in-process fakes then make its stages
+    class Done:  # a child process, run here (with the fake stages) as the command says
         returncode = 0
 
         def __init__(self, argv, **kw):
             launched.append((argv, kw["env"]["OMP_NUM_THREADS"]))
+            if self.returncode == 0:
+                cfg = load_study_config(argv[argv.index("--config") + 1], [argv[-1]])
+                run_study(
+                    cfg, argv[argv.index("--out") + 1], only_seed=int(argv[argv.index("--only-seed") + 1])
+                )
 
         def poll(self):
             return 0
 
     monkeypatch.setattr(subprocess, "Popen", Done)
     report, ran = run(tmp_path, "seeds=[0,1]", "corpus.seed=5", "threads=2", jobs=2)
-    assert ran.count("pretrain") == 1  # stage 0 ran once, before the seeds' processes started
+    assert ran == ["pretrain"]  # stage 0 ran in this process, before the seeds' processes started
     assert [a[a.index("--only-seed") + 1] for a, _ in launched] == ["0", "1"]
     assert all("threads=1" in a and t == "1" for a, t in launched)  # 2 threads shared by 2 jobs
     assert (tmp_path / "seeds_config.yaml").is_file() and "over seeds" in report.read_text()
+    assert "threads: 1" in (tmp_path / "seed-1" / "study_config.yaml").read_text()  # as the child ran
+    assert "Stages reused" not in (tmp_path / "seed-1" / "report.md").read_text()  # not redone after
 
     class Failed(Done):
         returncode = 3
