@@ -126,7 +126,11 @@ def main() -> None:
     print(f"{'phase of one RL update (median)':40s}{'seconds':>9s}{'share':>8s}")
     for k in phases:
         print(f"{k[5:]:40s}{med[k]:9.2f}{100 * med[k] / update_s:7.0f}%")
-    rest = update_s - sum(med.values())
+    # what the phases do not cover, per update (a median of differences, never below 0)
+    rest = statistics.median(
+        max(0.0, total - sum(r.get(k, 0.0) for k in phases))
+        for total, r in zip(per_update, later, strict=False)
+    )
     print(f"{'other (env steps, logging, checkpoint)':40s}{rest:9.2f}{100 * rest / update_s:7.0f}%")
     print(f"{'whole update':40s}{update_s:9.2f}")
     print(f"SFT trainer: {sft_tps:,.0f} tokens/s; RL update phase: {rl_tps:,.0f} tokens/s")

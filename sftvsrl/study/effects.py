@@ -322,16 +322,20 @@ def seeds_table(by_seed: dict[int, list[CurvePoint]], metric: str = SUCCESS) -> 
         splits = present_splits(p for pts in by_seed.values() for p in pts if p.column == column)
         for split in splits:
             rows: dict[str, list[tuple[int, int] | None]] = {"init": [], "SFT": [], "RL": []}
+            block: list[str] = []
             for seed, pts in sorted(by_seed.items()):
                 m = at_matched_compute(pts, column, split)
                 init = counts(start_point(pts, column, split), metric)
                 sft, rl = (counts(m["SFT"], metric), counts(m["RL"], metric)) if m else (None, None)
                 for k, v in (("init", init), ("SFT", sft), ("RL", rl)):
                     rows[k].append(v)
-                lines.append(
+                block.append(
                     f"| {column} | {split} | {seed} | {fmt_counts(init)} | {fmt_counts(sft)} | "
                     f"{fmt_counts(rl)} | {_d(diff_of(rl, sft))} |"
                 )
+            if all(c is None for cs in rows.values() for c in cs):
+                continue  # a metric this task does not have (valid action on GeneralPoints)
+            lines += block
             pi, ps, pr = (pooled(rows[k]) for k in ("init", *METHODS))
             lines.append(
                 f"| {column} | {split} | **pooled** | {fmt_counts(pi)} | {fmt_counts(ps)} | {fmt_counts(pr)} | "

@@ -102,3 +102,11 @@ def test_the_seeds_report_pools_the_fine_metrics_too():
     fine = text[text.index("### rule following") :]
     # matched compute: step 20 of both, rule following 50/100 per seed; pooled 100 of 200, RL − SFT 0
     assert "| GeneralPoints-L | ood | **pooled** | 40.0 [" in fine and "| 50.0 [" in fine and "+0.0 [" in fine
+
+
+def test_the_seeds_report_leaves_out_metrics_a_task_does_not_have():
+    from sftvsrl.study.effects import build_seeds_report
+
+    text = build_seeds_report({0: study()}, {"preset": "x"})
+    fine = text[text.index("### rule following") :]
+    assert "id_seen | 0 |" not in fine  # the toy study has rule following on ood only
