@@ -120,7 +120,6 @@ def test_guard_refuses_before_writing(tmp_path):
 
 def _save_with_rank0_disk_full(rank: int, world: int, init: str, out: str, results: str) -> None:
     """One of two gloo processes saving a checkpoint whose model write fails on rank 0."""
-    import datetime
     import json as _json
     import time as _time
     from pathlib import Path as _Path
@@ -129,6 +128,8 @@ def _save_with_rank0_disk_full(rank: int, world: int, init: str, out: str, resul
 
     from sftvsrl.errors import CheckpointError
     from sftvsrl.runs import RunDir, TrainerState
+
+    import datetime
 
     # a short collective timeout: a process left waiting at a barrier fails the test, not hangs it
     td.init_process_group(
