@@ -135,19 +135,6 @@ class SingleProcess:
         return None
 
 
-def all_processes_ok(dist: Distributed, ok: bool) -> bool:
-    """True when ``ok`` holds on every process: one all-reduce, which also synchronises them
-    like a barrier (a single process, or no process group: ``ok`` itself)."""
-    import torch.distributed as td
-
-    if getattr(dist, "num_processes", 1) <= 1 or not (td.is_available() and td.is_initialized()):
-        dist.wait_for_everyone()
-        return ok
-    flag = torch.tensor([0 if ok else 1], dtype=torch.int64, device=getattr(dist, "device", "cpu"))
-    td.all_reduce(flag)
-    return int(flag.item()) == 0
-
-
 # ---------------------------------------------------------------- the run folder
 
 
@@ -233,59 +220,35 @@ class RunDir:
         dist = dist or SingleProcess()
         path = self.checkpoint_path(step)
         tmp = path.parent / f".{path.name}.tmp"
-
-        def write_shared() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if tmp.exists():
-                shutil.rmtree(tmp)  # left over from a crash during an earlier save
-            tmp.mkdir()
-            write_model(tmp)
-            (tmp / TRAINER_STATE).write_text(
-                json.dumps(state.to_dict(), indent=2, sort_keys=True), encoding="utf-8"
-            )
-            if optimizer is not None:
-                torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
-            if scheduler is not None:
-                torch.save(scheduler.state_dict(), tmp / SCHEDULER_FILE)
-            for name, module in (extra_modules or {}).items():
-                _check_name(name)
-                save_module_safetensors(module, str(tmp / f"{name}.safetensors"))
-
-        def swap_in() -> None:
-            fsync_tree(tmp)
-            self._swap_in(tmp, path)
-
-        # Each phase ends in an all-reduce of "did it work" instead of a bare barrier: when one
-        # process fails to write, every process raises at once rather than the others waiting
-        # at the next barrier until the launch's timeout.
-        self._phase(dist, tmp, path, write_shared if dist.is_main_process else None)
-        self._phase(
-            dist, tmp, path, lambda: torch.save(rng_state(), tmp / f"rng_state_{dist.process_index}.pt")
-        )
-        self._phase(dist, tmp, path, swap_in if dist.is_main_process else None)
-        if dist.is_main_process and keep_last:
-            self.prune(keep_last, below=step)
+        if dist.is_main_process:
+            with self._writing(tmp, path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if tmp.exists():
+                    shutil.rmtree(tmp)  # left over from a crash during an earlier save
+                tmp.mkdir()
+                write_model(tmp)
+                (tmp / TRAINER_STATE).write_text(
+                    json.dumps(state.to_dict(), indent=2, sort_keys=True), encoding="utf-8"
+                )
+                if optimizer is not None:
+                    torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+                if scheduler is not None:
+                    torch.save(scheduler.state_dict(), tmp / SCHEDULER_FILE)
+                for name, module in (extra_modules or {}).items():
+                    _check_name(name)
+                    save_module_safetensors(module, str(tmp / f"{name}.safetensors"))
+        dist.wait_for_everyone()
+        with self._writing(tmp, path):
+            torch.save(rng_state(), tmp / f"rng_state_{dist.process_index}.pt")
+        dist.wait_for_everyone()
+        if dist.is_main_process:
+            with self._writing(tmp, path):
+                fsync_tree(tmp)
+                self._swap_in(tmp, path)
+            if keep_last:
+                self.prune(keep_last, below=step)
         dist.wait_for_everyone()
         return path
-
-    def _phase(self, dist: Distributed, tmp: Path, path: Path, work: Callable[[], None] | None) -> None:
-        """Run this process's part of a checkpoint phase, then agree with the others on success."""
-        error: CheckpointError | None = None
-        if work is not None:
-            try:
-                with self._writing(tmp, path):
-                    work()
-            except CheckpointError as exc:
-                error = exc
-        if not all_processes_ok(dist, error is None):
-            if error is not None:
-                raise error
-            if dist.is_main_process:
-                shutil.rmtree(tmp, ignore_errors=True)
-            raise CheckpointError(
-                f"{path}: another process failed to write the checkpoint (its error says why); "
-                "--resume continues from the latest complete checkpoint"
-            )
 
     def _swap_in(self, tmp: Path, path: Path) -> None:
         """Rename the finished ``tmp`` to ``path``. A complete checkpoint already there (the same
