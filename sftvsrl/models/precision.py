@@ -39,16 +39,34 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "sftvsrl"
 
 
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # what decides fp32 and bf16 matmul speed
+
+
 def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    """The CPU's model name (``/proc/cpuinfo``, else what ``platform`` knows) with the vector
+    extensions that decide matmul speed, e.g. ``AMD EPYC [avx2 avx512f avx512_bf16]``.
+
+    The extensions are part of the name because one model name can cover chips that differ
+    in them (two "AMD EPYC" machines of this project's kind: one with AVX512-BF16, where bf16
+    autocast is faster, one with AVX2 only, where it is emulated and far slower), and both the
+    ``bf16: auto`` cache and every benchmark line must tell them apart."""
+    name, flags = "", ""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                low = line.lower()
+                if not name and low.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                elif not flags and low.startswith("flags"):
+                    flags = line.split(":", 1)[1]
+                if name and flags:
+                    break
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    name = name or platform.processor() or platform.machine() or "unknown CPU"
+    present = set(flags.split())
+    isa = [f for f in ISA_FLAGS if f in present]
+    return f"{name} [{' '.join(isa) or 'no avx2'}]" if flags else name
 
 
 def measure_rates(hidden: int, device: str = "cpu", seconds: float = MEASURE_SECONDS) -> tuple[float, float]:

@@ -49,6 +49,28 @@ def test_auto_picks_bf16_when_faster_and_reads_the_cache_next_time(cache, monkey
     assert precision.resolve_bf16("auto", hidden=128, device="cpu") is False
 
 
+def test_one_model_name_with_other_vector_extensions_is_measured_again(cache, monkeypatch, tmp_path):
+    """Two "AMD EPYC" chips, one with AVX512-BF16 and one with AVX2 only: a decision cached on
+    the first must not be read on the second."""
+    real_open = open
+    head = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma"
+    for extra, fp32, bf16 in ((" avx512f avx512_bf16", 100.0, 300.0), ("", 80.0, 1.0)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(head + extra + "\n")
+        monkeypatch.setattr(
+            "builtins.open",
+            lambda f, *a, _info=info, **k: real_open(_info if f == "/proc/cpuinfo" else f, *a, **k),
+        )
+        calls = mock_rates(monkeypatch, fp32, bf16)
+        assert precision.resolve_bf16("auto", hidden=64) is (bf16 > fp32)
+        assert calls == [64]
+    table = json.loads(cache.read_text())
+    assert sorted(k.split(" | ")[0] for k in table) == [
+        "AMD EPYC [avx2 avx512f avx512_bf16]",
+        "AMD EPYC [avx2]",
+    ]
+
+
 def test_a_tie_within_the_margin_stays_fp32(cache, monkeypatch):
     mock_rates(monkeypatch, 100.0, 103.0)
     assert precision.resolve_bf16("auto", hidden=32) is False
