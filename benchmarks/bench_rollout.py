@@ -1,13 +1,17 @@
 """Rollout throughput: HF ``generate`` at batch 1 against the rollout engine, side by side.
 
     PYTHONPATH=. python benchmarks/bench_rollout.py [--model tiny-lm] [--prompts 32]
-        [--new-tokens 64] [--repeats 3] [--threads 1] [--bf16]
+        [--group 1] [--batch 64] [--new-tokens 64] [--repeats 3] [--threads 1] [--bf16]
 
-Both sides generate ``--new-tokens`` tokens for each of the same GeneralPoints-L compact
-prompts (eos is forbidden before that, ``min_new_tokens``, so the token counts match), sampling
-at temperature 1. The two are measured alternately (A B A B ...) ``--repeats`` times and the
-medians compared, so load from other processes hits both alike. Prints tokens/s of each and
-their ratio, with the CPU model, torch threads and dtype.
+Both sides generate ``--new-tokens`` tokens for each GeneralPoints-L compact prompt (eos is
+forbidden before that, ``min_new_tokens``, so the token counts match), sampling at
+temperature 1. ``--group G`` asks for each hand G times in a row, as a GRPO rollout does
+(``--prompts`` rows in all, ``--prompts / G`` hands); the engine prefills a repeated prompt
+once. HF ``generate`` at batch 1 does the same work for every row whatever the batch, so it
+runs on the first ``--baseline-prompts`` rows (all of them by default) and its tokens/s is
+compared. The two are measured alternately (A B A B ...) ``--repeats`` times and the medians
+compared, so load from other processes hits both alike. Prints tokens/s of each and their
+ratio, with the CPU model, torch threads and dtype.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ def main() -> None:
     ap.add_argument("--model", default="tiny-lm")
     ap.add_argument("--env", default="sftvsrl/GeneralPoints-L-v0")
     ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--group", type=int, default=1, help="rows per hand, in a row (GRPO's group size)")
+    ap.add_argument("--baseline-prompts", type=int, default=None, help="rows HF generate runs on")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
@@ -61,7 +67,11 @@ def main() -> None:
     pm.model.eval()
     kwargs = {"prompt_style": "compact"} if "GeneralPoints" in args.env else {}
     env = make_envs(args.env, kwargs, 1)[0]
-    prompts = [env.reset(seed=i)[0] for i in range(args.prompts)]
+    if args.group < 1 or args.prompts % args.group:
+        raise SystemExit(f"--prompts ({args.prompts}) must be a multiple of --group ({args.group})")
+    hands = [env.reset(seed=i)[0] for i in range(args.prompts // args.group)]
+    prompts = [h for h in hands for _ in range(args.group)]
+    base_prompts = prompts[: args.baseline_prompts or len(prompts)]
     pm.model.generation_config.min_new_tokens = args.new_tokens
     engine = HFRolloutEngine(pm, batch_size=args.batch)
     gen_kw = dict(max_new_tokens=args.new_tokens, temperature=1.0, do_sample=True)
@@ -78,7 +88,7 @@ def main() -> None:
     base, fast = [], []
     for r in range(args.repeats):
         t = time.perf_counter()
-        n_base = generate_batch1(pm, prompts, args.new_tokens)
+        n_base = generate_batch1(pm, base_prompts, args.new_tokens)
         base.append(n_base / (time.perf_counter() - t))
         t = time.perf_counter()
         n_fast = run_engine(r + 1)
@@ -86,8 +96,8 @@ def main() -> None:
     b, f = statistics.median(base), statistics.median(fast)
     dtype = "bf16 autocast" if args.bf16 else "fp32"
     print(
-        f"{args.model} ({pm.n_params / 1e6:.2f}M params), {args.prompts} prompts x {args.new_tokens} new "
-        f"tokens; CPU {cpu_name()}, torch threads {torch.get_num_threads()}, engine dtype {dtype}, "
+        f"{args.model} ({pm.n_params / 1e6:.2f}M params), {args.prompts} prompts ({len(hands)} hands x "
+        f"{args.group}) x {args.new_tokens} new tokens, HF generate on {len(base_prompts)} of them; CPU {cpu_name()}, torch threads {torch.get_num_threads()}, engine dtype {dtype}, "
         f"median of {args.repeats} alternating repeats"
     )
     print(f"{'':38s}{'tokens':>8s}{'tokens/s':>10s}   runs (tokens/s)")

@@ -2,11 +2,18 @@
 Llama-family models: prefill with the model's own forward, then one token per step through the
 model's own decoder layers on a preallocated KV cache, with q/k/v and gate/up projections fused
 and attention for one query written out. Greedy answers are the same token ids as HF ``generate``'s.
+
+Prompts share work where they share tokens. Rows with the same prompt (a GRPO group's
+samples) are prefilled once. The prefix every row of a batch starts with (the task's
+instructions and chat header) is prefilled once and kept once: each decode step attends to it
+with one matrix product per key/value head over the whole batch, instead of reading a copy per
+row from memory, which at rollout batch sizes is what bounds attention on a CPU.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -14,6 +21,7 @@ import torch.nn.functional as F
 
 LOOP_MODEL_TYPES = ("llama",)
 COMPACT_FRACTION = 8  # the loop drops ended rows once they are 1/8 of the batch (a copy of the cache)
+MIN_SHARED_PREFIX = 16  # tokens; a shorter common prefix saves less than its extra forward costs
 
 
 def decoder_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
@@ -48,8 +56,15 @@ class _SlotCache:
     layers run unchanged on it, without the per-step concatenation of ``DynamicCache``.
     """
 
-    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], pos: int) -> None:
+    def __init__(
+        self,
+        keys: list[torch.Tensor],
+        values: list[torch.Tensor],
+        pos: int,
+        prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> None:
         self.keys, self.values, self.pos = keys, values, pos
+        self.prefix = prefix  # per layer (keys, values) of the batch's shared prefix, [kv_heads, P, head_dim]
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
@@ -100,6 +115,42 @@ def _rms_norm(norm: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return norm(x)
 
 
+def _attend(
+    q: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    bias: torch.Tensor,
+    scaling: float,
+    prefix: tuple[torch.Tensor, torch.Tensor] | None,
+) -> torch.Tensor:
+    """Attention of one query per row ``[batch, heads, 1, head_dim]`` over the row's own cache
+    ``[batch, kv_heads, L, head_dim]`` (``bias`` masks its pads) and, when given, over the
+    batch's shared prefix ``[kv_heads, P, head_dim]``: one softmax over both, so the result is
+    attention over the concatenated keys. The prefix part is one ``[batch, head_dim] x
+    [head_dim, P]`` product per key/value head for the whole batch."""
+    batch, _, _, head_dim = q.shape
+    kv_heads = keys.shape[1]
+    q = q.reshape(batch, kv_heads, -1, head_dim)  # query heads grouped by their key/value head
+    scores = torch.matmul(q, keys.transpose(2, 3)) * scaling + bias
+    if prefix is None:
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+        return torch.matmul(probs, values).reshape(batch, 1, -1)
+    prefix_keys, prefix_values = prefix
+    groups, shared = q.shape[2], prefix_keys.shape[1]
+    by_head = q.permute(1, 0, 2, 3).reshape(kv_heads, batch * groups, head_dim)
+    prefix_scores = torch.matmul(by_head, prefix_keys.transpose(1, 2)) * scaling
+    prefix_scores = prefix_scores.reshape(kv_heads, batch, groups, shared).permute(1, 0, 2, 3)
+    probs = torch.softmax(torch.cat([prefix_scores, scores], dim=-1), dim=-1, dtype=torch.float32).to(q.dtype)
+    prefix_probs = probs[..., :shared].permute(1, 0, 2, 3).reshape(kv_heads, batch * groups, shared)
+    out = (
+        torch.matmul(prefix_probs, prefix_values)
+        .reshape(kv_heads, batch, groups, head_dim)
+        .permute(1, 0, 2, 3)
+    )
+    out = out + torch.matmul(probs[..., shared:], values)
+    return out.reshape(batch, 1, -1)
+
+
 def _layer_step(
     layer: torch.nn.Module,
     fused: _Fused,
@@ -131,11 +182,8 @@ def _layer_step(
     q = q * cos + q.roll(half, -1) * sin
     k = k * cos + k.roll(half, -1) * sin
     keys, values = cache.update(k, v, index)
-    kv_heads = keys.shape[1]
-    q = q.reshape(batch, kv_heads, -1, head_dim)  # query heads grouped by their key/value head
-    scores = torch.matmul(q, keys.transpose(2, 3)) * attn.scaling + bias
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-    out = torch.matmul(probs, values).reshape(batch, 1, -1)
+    prefix = cache.prefix[index] if cache.prefix is not None else None
+    out = _attend(q, keys, values, bias, attn.scaling, prefix)
     hidden = hidden + _linear(out, fused.o, attn.o_proj)
     x = _rms_norm(layer.post_attention_layernorm, hidden)
     if fused.gate_up is not None:
@@ -143,6 +191,31 @@ def _layer_step(
         gate, up = F.linear(x, w, b).split(sizes, dim=-1)
         return hidden + _linear(mlp.act_fn(gate) * up, fused.down, mlp.down_proj)
     return hidden + mlp(x)
+
+
+@dataclass
+class _Prefilled:
+    """What the prefill leaves for decoding: each row's cache after the shared prefix
+    (``[batch, kv_heads, width, head_dim]`` per layer, left-padded, ``mask`` marking its
+    tokens), the position of its next token, the logits it is sampled from, and the shared
+    prefix's own keys and values (or None)."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    mask: torch.Tensor
+    next_pos: torch.Tensor
+    logits: torch.Tensor
+    prefix: list[tuple[torch.Tensor, torch.Tensor]] | None
+
+
+def common_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens every row has in common."""
+    if not rows:
+        return 0
+    first, n = rows[0], min(map(len, rows))
+    for other in rows[1:]:
+        n = next((i for i in range(n) if other[i] != first[i]), n)
+    return n
 
 
 class DecodeLoop:
@@ -176,36 +249,27 @@ class DecodeLoop:
         do_sample: bool,
         gen: torch.Generator | None,
     ) -> list[list[int]]:
-        batch, width = ids.shape
+        batch = ids.shape[0]
         if max_new_tokens <= 0:
             return [[] for _ in range(batch)]
         device = ids.device
-        pos = mask.long().cumsum(-1) - 1
-        pos.masked_fill_(mask == 0, 1)
-        out = self.model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=pos,
-            use_cache=True,
-            logits_to_keep=1,
-            **extras,
-        )
+        filled = self._prefill(ids, mask, extras)
+        width = filled.mask.shape[1]
         total = width + max_new_tokens - 1
         keys, values = [], []
-        for layer in out.past_key_values.layers:
-            k, v = layer.keys, layer.values
+        for k, v in zip(filled.keys, filled.values, strict=True):
             kb = k.new_empty(batch, k.shape[1], total, k.shape[3])
             vb = v.new_empty(batch, v.shape[1], total, v.shape[3])
             kb[:, :, :width], vb[:, :, :width] = k, v
             keys.append(kb)
             values.append(vb)
-        cache = _SlotCache(keys, values, width)
+        cache = _SlotCache(keys, values, width, filled.prefix)
         seen = torch.zeros(batch, total, dtype=torch.bool, device=device)
-        seen[:, :width] = mask.bool()
-        logits = out.logits[:, -1, :].float()
-        del out
+        seen[:, :width] = filled.mask.bool()
+        logits = filled.logits
+        next_pos = filled.next_pos
+        del filled
         eos = torch.tensor(self.eos, device=device)
-        next_pos = pos[:, -1:] + 1
         done = torch.zeros(batch, dtype=torch.bool, device=device)
         alive = list(range(batch))  # the caller's row of each row still computed
         answers: list[list[int]] = [[] for _ in range(batch)]
@@ -251,6 +315,61 @@ class DecodeLoop:
             logits = self.head(self.lm.norm(hidden))[:, -1, :].float()
         return answers
 
+    def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, extras: dict[str, Any]) -> _Prefilled:
+        """The prompts through the model's own forward, sharing what rows share: identical
+        prompts run once, and the prefix common to all of them (at least
+        ``MIN_SHARED_PREFIX`` tokens, and short of every prompt's last token) runs once at
+        batch 1 and is kept once. Rows with extra inputs (images) each run as they are."""
+        device = ids.device
+        rows = [r[m.bool()].tolist() for r, m in zip(ids.cpu(), mask.cpu(), strict=True)]
+        if extras:
+            unique, inverse = rows, list(range(len(rows)))
+        else:
+            first: dict[tuple[int, ...], int] = {}
+            inverse = [first.setdefault(tuple(r), len(first)) for r in rows]
+            unique = [list(r) for r in first]
+        shared = 0 if extras else min(common_prefix(unique), min(map(len, unique)) - 1)
+        if shared < MIN_SHARED_PREFIX:
+            shared = 0
+        past, prefix = None, None
+        if shared:
+            head = self.model(input_ids=torch.tensor([unique[0][:shared]], device=device), use_cache=True)
+            past = head.past_key_values
+            prefix = [(layer.keys[0], layer.values[0]) for layer in past.layers]
+            past.batch_repeat_interleave(len(unique))
+            del head
+        tails = [r[shared:] for r in unique]
+        width = max(map(len, tails))
+        tail_ids = torch.full((len(tails), width), self.pad_id, dtype=ids.dtype)
+        tail_mask = torch.zeros((len(tails), width), dtype=mask.dtype)
+        for i, tail in enumerate(tails):
+            tail_ids[i, width - len(tail) :] = torch.tensor(tail, dtype=ids.dtype)
+            tail_mask[i, width - len(tail) :] = 1
+        tail_ids, tail_mask = tail_ids.to(device), tail_mask.to(device)
+        pos = shared + tail_mask.long().cumsum(-1) - 1
+        pos.masked_fill_(tail_mask == 0, 1)
+        attention_mask = tail_mask
+        if shared:
+            attention_mask = torch.cat([tail_mask.new_ones(len(tails), shared), tail_mask], dim=1)
+        out = self.model(
+            input_ids=tail_ids,
+            attention_mask=attention_mask,
+            position_ids=pos,
+            past_key_values=past,
+            use_cache=True,
+            logits_to_keep=1,
+            **extras,
+        )
+        keys = [layer.keys[:, :, shared:] for layer in out.past_key_values.layers]
+        values = [layer.values[:, :, shared:] for layer in out.past_key_values.layers]
+        logits, next_pos = out.logits[:, -1, :].float(), pos[:, -1:] + 1
+        if len(unique) < len(rows):  # back to one row per prompt asked
+            idx = torch.tensor(inverse, device=device)
+            keys = [k.index_select(0, idx) for k in keys]
+            values = [v.index_select(0, idx) for v in values]
+            logits, next_pos, tail_mask = logits[idx], next_pos[idx], tail_mask[idx]
+        return _Prefilled(keys, values, tail_mask, next_pos, logits, prefix)
+
     def _pick(
         self,
         logits: torch.Tensor,
@@ -269,4 +388,11 @@ class DecodeLoop:
         return torch.multinomial(probs, 1, generator=gen).squeeze(1)
 
 
-__all__ = ["COMPACT_FRACTION", "LOOP_MODEL_TYPES", "DecodeLoop", "decoder_parts"]
+__all__ = [
+    "COMPACT_FRACTION",
+    "LOOP_MODEL_TYPES",
+    "MIN_SHARED_PREFIX",
+    "DecodeLoop",
+    "common_prefix",
+    "decoder_parts",
+]

@@ -95,12 +95,12 @@ def test_sampled_tokens_are_in_the_support_and_ids_rebuild_the_sequence(lm):
         assert torch.isfinite(taken).all()  # every sampled token had probability > 0
 
 
-def test_first_token_distribution_matches_softmax_over_temperature():
+@pytest.mark.parametrize("prompt", ["Say 1.", "A prompt long enough that its repeats share a prefix: say 1."])
+def test_first_token_distribution_matches_softmax_over_temperature(prompt):
     pm = load_model("tiny-lm")
     with torch.no_grad():
         pm.model.model.norm.weight.mul_(12.0)  # a peaked distribution, so few samples tell
     temperature, rows, seeds = 0.8, 400, 5
-    prompt = "Say 1."
     with torch.no_grad():
         from sftvsrl.models.encoding import encode_prompts
 
@@ -172,3 +172,69 @@ def test_rows_that_end_leave_the_batch_and_the_others_still_match_generate():
     lengths = {len(g.answer_ids) for g in ref}
     assert 1 in lengths and 24 in lengths and len(lengths) >= 3  # compaction happened mid-answer
     assert [g.answer_ids for g in out] == [g.answer_ids for g in ref]
+
+
+def shared_prefix_prompts():
+    """GeneralPoints-like prompts: a long common start, then each row's own hand, some of
+    them several times (a GRPO group), one of them a prefix of another's prompt."""
+    head = "24 A1 J10 Q10 K10 are the values; use each card once.|"
+    hands = ["2 A 3 6", "K K 5 9", "10 4 7 Q", "3 3 8 8"]
+    rows = [f"{head}{h}|{{cards,number,formula}}=" for h in hands]
+    return [rows[0]] * 3 + rows[1:] + [rows[2]] * 2 + [head, head + "x"]
+
+
+def test_shared_prefix_and_repeated_prompts_keep_hf_generate_greedy_ids(lm, monkeypatch):
+    import sftvsrl.rollout.decode as decode
+
+    prompts = shared_prefix_prompts()
+    seen = []
+    real = decode.DecodeLoop._prefill
+
+    def spy(self, ids, mask, extras):
+        out = real(self, ids, mask, extras)
+        seen.append((ids.shape[0], 0 if out.prefix is None else out.prefix[0][0].shape[1]))
+        return out
+
+    monkeypatch.setattr(decode.DecodeLoop, "_prefill", spy)
+    ref = greedy(lm, prompts, "generate")
+    out = greedy(lm, prompts, "loop")
+    (rows, shared), *_ = seen
+    assert rows == len(prompts) and shared >= decode.MIN_SHARED_PREFIX  # the shared path ran
+    assert [g.prompt_ids for g in out] == [g.prompt_ids for g in ref]
+    assert [g.answer_ids for g in out] == [g.answer_ids for g in ref]
+    # A batch of one repeated prompt shares all of it but its last token.
+    seen.clear()
+    again = greedy(lm, [prompts[3]] * 4, "loop")
+    assert seen[0][1] == len(ref[3].prompt_ids) - 1
+    assert [g.answer_ids for g in again] == [ref[3].answer_ids] * 4
+
+
+def test_shared_prefix_with_grouped_query_attention_and_sampling(tmp_path):
+    """Fewer key/value heads than query heads (as in SmolLM2), greedy and sampled."""
+    from transformers import LlamaForCausalLM
+
+    from sftvsrl.models.tiny import tiny_llama_config
+    from sftvsrl.models.tokenizer import build_char_tokenizer
+
+    tok = build_char_tokenizer()
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(tiny_llama_config(tok, num_attention_heads=4, num_key_value_heads=2))
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    pm = load_model(tmp_path)
+    assert pm.model.config.num_key_value_heads == 2
+    prompts = shared_prefix_prompts()
+    ref = greedy(pm, prompts, "generate")
+    assert [g.answer_ids for g in greedy(pm, prompts, "loop")] == [g.answer_ids for g in ref]
+    sampled = HFRolloutEngine(pm).generate(prompts, max_new_tokens=12, do_sample=True, seed=1)
+    assert sampled[0].answer_ids != sampled[1].answer_ids or sampled[1].answer_ids != sampled[2].answer_ids
+    assert all(1 <= len(g.answer_ids) <= 12 for g in sampled)
+
+
+def test_common_prefix():
+    from sftvsrl.rollout.decode import common_prefix
+
+    assert common_prefix([]) == 0
+    assert common_prefix([[1, 2, 3]]) == 3
+    assert common_prefix([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
+    assert common_prefix([[5], [1, 2]]) == 0
