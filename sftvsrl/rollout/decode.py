@@ -3,11 +3,12 @@ Llama-family models: prefill with the model's own forward, then one token per st
 model's own decoder layers on a preallocated KV cache, with q/k/v and gate/up projections fused
 and attention for one query written out. Greedy answers are the same token ids as HF ``generate``'s.
 
-Prompts share work where they share tokens. Rows with the same prompt (a GRPO group's
-samples) are prefilled once. The prefix every row of a batch starts with (the task's
-instructions and chat header) is prefilled once and kept once: each decode step attends to it
-with one matrix product per key/value head over the whole batch, instead of reading a copy per
-row from memory, which at rollout batch sizes is what bounds attention on a CPU.
+Prompts share work where they share tokens. The batch is cut into equal groups of
+consecutive rows (the whole batch, or a GRPO group's samples of one prompt, or whichever
+split shares most) and the prefix common to a group's rows is prefilled once and kept once:
+each decode step attends to it with one matrix product per group and key/value head,
+instead of reading a copy per row from memory, which at rollout batch sizes is what bounds
+attention on a CPU. Only each row's own tail (and answer) is cached per row.
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ class _SlotCache:
         keys: list[torch.Tensor],
         values: list[torch.Tensor],
         pos: int,
-        prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+        prefix: SharedPrefix | None = None,
     ) -> None:
         self.keys, self.values, self.pos = keys, values, pos
-        self.prefix = prefix  # per layer (keys, values) of the batch's shared prefix, [kv_heads, P, head_dim]
+        self.prefix = prefix
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
@@ -115,19 +116,41 @@ def _rms_norm(norm: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return norm(x)
 
 
+@dataclass
+class SharedPrefix:
+    """The prompt prefix each group of consecutive rows shares, kept once per group: per layer
+    ``[groups, kv_heads, P, head_dim]`` keys and values (right-padded to the longest group
+    prefix) and ``bias`` ``[groups, 1, 1, P]``: 0 on a group's tokens, -inf on its padding."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    bias: torch.Tensor
+
+    @property
+    def groups(self) -> int:
+        return self.bias.shape[0]
+
+    def select(self, groups: torch.Tensor) -> SharedPrefix:
+        return SharedPrefix(
+            [k.index_select(0, groups) for k in self.keys],
+            [v.index_select(0, groups) for v in self.values],
+            self.bias.index_select(0, groups),
+        )
+
+
 def _attend(
     q: torch.Tensor,
     keys: torch.Tensor,
     values: torch.Tensor,
     bias: torch.Tensor,
     scaling: float,
-    prefix: tuple[torch.Tensor, torch.Tensor] | None,
+    prefix: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
 ) -> torch.Tensor:
     """Attention of one query per row ``[batch, heads, 1, head_dim]`` over the row's own cache
-    ``[batch, kv_heads, L, head_dim]`` (``bias`` masks its pads) and, when given, over the
-    batch's shared prefix ``[kv_heads, P, head_dim]``: one softmax over both, so the result is
-    attention over the concatenated keys. The prefix part is one ``[batch, head_dim] x
-    [head_dim, P]`` product per key/value head for the whole batch."""
+    ``[batch, kv_heads, L, head_dim]`` (``bias`` masks its pads) and, when given, over its
+    group's shared prefix (keys, values ``[groups, kv_heads, P, head_dim]``, bias): one
+    softmax over both, so the result is attention over the concatenated keys. The prefix part
+    is one ``[rows of a group, head_dim] x [head_dim, P]`` product per group and kv head."""
     batch, _, _, head_dim = q.shape
     kv_heads = keys.shape[1]
     q = q.reshape(batch, kv_heads, -1, head_dim)  # query heads grouped by their key/value head
@@ -135,18 +158,30 @@ def _attend(
     if prefix is None:
         probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
         return torch.matmul(probs, values).reshape(batch, 1, -1)
-    prefix_keys, prefix_values = prefix
-    groups, shared = q.shape[2], prefix_keys.shape[1]
-    by_head = q.permute(1, 0, 2, 3).reshape(kv_heads, batch * groups, head_dim)
-    prefix_scores = torch.matmul(by_head, prefix_keys.transpose(1, 2)) * scaling
-    prefix_scores = prefix_scores.reshape(kv_heads, batch, groups, shared).permute(1, 0, 2, 3)
-    probs = torch.softmax(torch.cat([prefix_scores, scores], dim=-1), dim=-1, dtype=torch.float32).to(q.dtype)
-    prefix_probs = probs[..., :shared].permute(1, 0, 2, 3).reshape(kv_heads, batch * groups, shared)
-    out = (
-        torch.matmul(prefix_probs, prefix_values)
-        .reshape(kv_heads, batch, groups, head_dim)
-        .permute(1, 0, 2, 3)
+    prefix_keys, prefix_values, prefix_bias = prefix
+    n_groups, shared = prefix_keys.shape[0], prefix_keys.shape[2]
+    heads_per_kv = q.shape[2]
+    rows = batch // n_groups
+
+    def by_group(t: torch.Tensor) -> torch.Tensor:  # [batch, kv, h, x] -> [groups, kv, rows * h, x]
+        return (
+            t.reshape(n_groups, rows, kv_heads, heads_per_kv, -1)
+            .transpose(1, 2)
+            .reshape(n_groups, kv_heads, rows * heads_per_kv, -1)
+        )
+
+    def by_row(t: torch.Tensor) -> torch.Tensor:  # the inverse of by_group
+        return (
+            t.reshape(n_groups, kv_heads, rows, heads_per_kv, -1)
+            .transpose(1, 2)
+            .reshape(batch, kv_heads, heads_per_kv, -1)
+        )
+
+    prefix_scores = torch.matmul(by_group(q), prefix_keys.transpose(2, 3)) * scaling + prefix_bias
+    probs = torch.softmax(torch.cat([by_row(prefix_scores), scores], dim=-1), dim=-1, dtype=torch.float32).to(
+        q.dtype
     )
+    out = by_row(torch.matmul(by_group(probs[..., :shared]), prefix_values))
     out = out + torch.matmul(probs[..., shared:], values)
     return out.reshape(batch, 1, -1)
 
@@ -182,7 +217,8 @@ def _layer_step(
     q = q * cos + q.roll(half, -1) * sin
     k = k * cos + k.roll(half, -1) * sin
     keys, values = cache.update(k, v, index)
-    prefix = cache.prefix[index] if cache.prefix is not None else None
+    shared = cache.prefix
+    prefix = None if shared is None else (shared.keys[index], shared.values[index], shared.bias)
     out = _attend(q, keys, values, bias, attn.scaling, prefix)
     hidden = hidden + _linear(out, fused.o, attn.o_proj)
     x = _rms_norm(layer.post_attention_layernorm, hidden)
@@ -197,15 +233,15 @@ def _layer_step(
 class _Prefilled:
     """What the prefill leaves for decoding: each row's cache after the shared prefix
     (``[batch, kv_heads, width, head_dim]`` per layer, left-padded, ``mask`` marking its
-    tokens), the position of its next token, the logits it is sampled from, and the shared
-    prefix's own keys and values (or None)."""
+    tokens), the position of its next token, the logits it is sampled from, and the groups'
+    shared prefix (or None)."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     mask: torch.Tensor
     next_pos: torch.Tensor
     logits: torch.Tensor
-    prefix: list[tuple[torch.Tensor, torch.Tensor]] | None
+    prefix: SharedPrefix | None
 
 
 def common_prefix(rows: Sequence[Sequence[int]]) -> int:
@@ -216,6 +252,33 @@ def common_prefix(rows: Sequence[Sequence[int]]) -> int:
     for other in rows[1:]:
         n = next((i for i in range(n) if other[i] != first[i]), n)
     return n
+
+
+def share_groups(rows: Sequence[Sequence[int]]) -> tuple[int, list[int]]:
+    """How to cut ``rows`` into groups of consecutive rows that share a prefix: ``(group size,
+    shared length of each group)``, or ``(0, [])`` when sharing saves too little.
+
+    Every group size that divides the batch is tried (the whole batch; a GRPO group's
+    samples; ...); a group shares its rows' common prefix, short of its shortest row's last
+    token (each row prefills at least one token of its own). The split chosen saves the most
+    cache reads per decode step (each row's shared length, less each group's prefix read once
+    at the longest group's length), and must save ``MIN_SHARED_PREFIX`` per row on average."""
+    batch = len(rows)
+    if batch < 2:
+        return 0, []
+    # A block's common prefix is the minimum of its neighbours' common prefixes.
+    adjacent = [common_prefix([rows[i], rows[i + 1]]) for i in range(batch - 1)]
+    best, best_saving = (0, []), MIN_SHARED_PREFIX * batch - 1
+    for size in (d for d in range(2, batch + 1) if batch % d == 0):
+        shared = []
+        for start in range(0, batch, size):
+            block = range(start, start + size)
+            common = min(adjacent[start : start + size - 1])
+            shared.append(min(common, min(len(rows[i]) for i in block) - 1))
+        saving = size * sum(shared) - len(shared) * max(shared)  # each group's prefix is read once, padded
+        if saving > best_saving:
+            best, best_saving = (size, shared), saving
+    return best
 
 
 class DecodeLoop:
@@ -293,12 +356,15 @@ class DecodeLoop:
             n_done = int(done.sum())
             if step == max_new_tokens - 1 or n_done == len(alive):
                 break
-            if n_done * COMPACT_FRACTION >= len(alive):  # drop ended rows from the batch
-                keep = (~done).nonzero().squeeze(1)
+            keep = self._rows_to_keep(done, cache.prefix)
+            if keep is not None:  # drop ended rows from the batch
                 alive = [alive[i] for i in keep.tolist()]
                 cache.keys = [k.index_select(0, keep) for k in cache.keys]
                 cache.values = [v.index_select(0, keep) for v in cache.values]
                 seen, next_pos, token = seen[keep], next_pos[keep], token[keep]
+                if cache.prefix is not None and cache.prefix.groups > 1:  # whole groups left
+                    rows = len(done) // cache.prefix.groups
+                    cache.prefix = cache.prefix.select(keep[::rows] // rows)
                 done = done[keep]
             slot = width + step
             seen[:, slot] = True
@@ -316,29 +382,34 @@ class DecodeLoop:
         return answers
 
     def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, extras: dict[str, Any]) -> _Prefilled:
-        """The prompts through the model's own forward, sharing what rows share: identical
-        prompts run once, and the prefix common to all of them (at least
-        ``MIN_SHARED_PREFIX`` tokens, and short of every prompt's last token) runs once at
-        batch 1 and is kept once. Rows with extra inputs (images) each run as they are."""
+        """The prompts through the model's own forward, sharing what rows share: each group's
+        common prefix (:func:`share_groups`) runs once and is kept once, then every row's own
+        tail runs on top of it. Rows with extra inputs (images) each run as they are."""
         device = ids.device
         rows = [r[m.bool()].tolist() for r, m in zip(ids.cpu(), mask.cpu(), strict=True)]
-        if extras:
-            unique, inverse = rows, list(range(len(rows)))
-        else:
-            first: dict[tuple[int, ...], int] = {}
-            inverse = [first.setdefault(tuple(r), len(first)) for r in rows]
-            unique = [list(r) for r in first]
-        shared = 0 if extras else min(common_prefix(unique), min(map(len, unique)) - 1)
-        if shared < MIN_SHARED_PREFIX:
-            shared = 0
-        past, prefix = None, None
-        if shared:
-            head = self.model(input_ids=torch.tensor([unique[0][:shared]], device=device), use_cache=True)
+        size, shared = (0, []) if extras else share_groups(rows)
+        past, prefix, head_mask = None, None, None
+        starts = [0] * len(rows)
+        if size:
+            width = max(shared)
+            head_ids = torch.full((len(shared), width), self.pad_id, dtype=ids.dtype)
+            head_mask = torch.zeros((len(shared), width), dtype=mask.dtype)
+            for g, n in enumerate(shared):  # right-padded: a group's tokens keep positions 0..n-1
+                head_ids[g, :n] = torch.tensor(rows[g * size][:n], dtype=ids.dtype)
+                head_mask[g, :n] = 1
+            head_ids, head_mask = head_ids.to(device), head_mask.to(device)
+            head = self.model(input_ids=head_ids, attention_mask=head_mask, use_cache=True, logits_to_keep=1)
             past = head.past_key_values
-            prefix = [(layer.keys[0], layer.values[0]) for layer in past.layers]
-            past.batch_repeat_interleave(len(unique))
+            bias = torch.zeros(len(shared), 1, 1, width, device=device)
+            bias.masked_fill_(head_mask[:, None, None, :] == 0, -float("inf"))
+            prefix = SharedPrefix(
+                [layer.keys for layer in past.layers], [layer.values for layer in past.layers], bias
+            )
+            past.batch_repeat_interleave(size)
+            head_mask = head_mask.repeat_interleave(size, dim=0)
+            starts = [shared[i // size] for i in range(len(rows))]
             del head
-        tails = [r[shared:] for r in unique]
+        tails = [r[n:] for r, n in zip(rows, starts, strict=True)]
         width = max(map(len, tails))
         tail_ids = torch.full((len(tails), width), self.pad_id, dtype=ids.dtype)
         tail_mask = torch.zeros((len(tails), width), dtype=mask.dtype)
@@ -346,11 +417,9 @@ class DecodeLoop:
             tail_ids[i, width - len(tail) :] = torch.tensor(tail, dtype=ids.dtype)
             tail_mask[i, width - len(tail) :] = 1
         tail_ids, tail_mask = tail_ids.to(device), tail_mask.to(device)
-        pos = shared + tail_mask.long().cumsum(-1) - 1
+        pos = torch.tensor(starts, device=device)[:, None] + tail_mask.long().cumsum(-1) - 1
         pos.masked_fill_(tail_mask == 0, 1)
-        attention_mask = tail_mask
-        if shared:
-            attention_mask = torch.cat([tail_mask.new_ones(len(tails), shared), tail_mask], dim=1)
+        attention_mask = tail_mask if head_mask is None else torch.cat([head_mask, tail_mask], dim=1)
         out = self.model(
             input_ids=tail_ids,
             attention_mask=attention_mask,
@@ -360,15 +429,28 @@ class DecodeLoop:
             logits_to_keep=1,
             **extras,
         )
-        keys = [layer.keys[:, :, shared:] for layer in out.past_key_values.layers]
-        values = [layer.values[:, :, shared:] for layer in out.past_key_values.layers]
-        logits, next_pos = out.logits[:, -1, :].float(), pos[:, -1:] + 1
-        if len(unique) < len(rows):  # back to one row per prompt asked
-            idx = torch.tensor(inverse, device=device)
-            keys = [k.index_select(0, idx) for k in keys]
-            values = [v.index_select(0, idx) for v in values]
-            logits, next_pos, tail_mask = logits[idx], next_pos[idx], tail_mask[idx]
-        return _Prefilled(keys, values, tail_mask, next_pos, logits, prefix)
+        skip = 0 if head_mask is None else head_mask.shape[1]
+        keys = [layer.keys[:, :, skip:] for layer in out.past_key_values.layers]
+        values = [layer.values[:, :, skip:] for layer in out.past_key_values.layers]
+        return _Prefilled(keys, values, tail_mask, pos[:, -1:] + 1, out.logits[:, -1, :].float(), prefix)
+
+    @staticmethod
+    def _rows_to_keep(done: torch.Tensor, prefix: SharedPrefix | None) -> torch.Tensor | None:
+        """The rows to go on with once enough have ended (an eighth of the batch), else None.
+        Rows of one shared prefix group stay together: with several groups, a group leaves
+        only when all its rows have ended (its prefix leaves with it; ended rows of a group
+        still running are computed and ignored); one group for the batch shares its prefix
+        with any rows."""
+        if prefix is None or prefix.groups == 1:
+            if int(done.sum()) * COMPACT_FRACTION < len(done):
+                return None
+            return (~done).nonzero().squeeze(1)
+        finished = done.view(prefix.groups, -1).all(dim=1)
+        if int(finished.sum()) * COMPACT_FRACTION < prefix.groups:
+            return None
+        rows = done.shape[0] // prefix.groups
+        kept = (~finished).nonzero().squeeze(1)
+        return (kept[:, None] * rows + torch.arange(rows, device=done.device)).reshape(-1)
 
     def _pick(
         self,

@@ -192,20 +192,23 @@ def test_shared_prefix_and_repeated_prompts_keep_hf_generate_greedy_ids(lm, monk
 
     def spy(self, ids, mask, extras):
         out = real(self, ids, mask, extras)
-        seen.append((ids.shape[0], 0 if out.prefix is None else out.prefix[0][0].shape[1]))
+        prefix = out.prefix
+        seen.append(
+            (ids.shape[0], 0 if prefix is None else prefix.keys[0].shape[2], prefix and prefix.groups)
+        )
         return out
 
     monkeypatch.setattr(decode.DecodeLoop, "_prefill", spy)
     ref = greedy(lm, prompts, "generate")
     out = greedy(lm, prompts, "loop")
-    (rows, shared), *_ = seen
+    (rows, shared, _), *_ = seen
     assert rows == len(prompts) and shared >= decode.MIN_SHARED_PREFIX  # the shared path ran
     assert [g.prompt_ids for g in out] == [g.prompt_ids for g in ref]
     assert [g.answer_ids for g in out] == [g.answer_ids for g in ref]
     # A batch of one repeated prompt shares all of it but its last token.
     seen.clear()
     again = greedy(lm, [prompts[3]] * 4, "loop")
-    assert seen[0][1] == len(ref[3].prompt_ids) - 1
+    assert seen[0][1:] == (len(ref[3].prompt_ids) - 1, 1)
     assert [g.answer_ids for g in again] == [ref[3].answer_ids] * 4
 
 
@@ -238,3 +241,49 @@ def test_common_prefix():
     assert common_prefix([[1, 2, 3]]) == 3
     assert common_prefix([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
     assert common_prefix([[5], [1, 2]]) == 0
+
+
+def test_grpo_groups_share_their_prompt_and_leave_the_batch_whole():
+    """Hands asked 3 times each in a row (a GRPO rollout): each group keeps its prompt once;
+    rows end at different steps, groups leave once all their rows have; ids equal generate's."""
+    import sftvsrl.rollout.decode as decode
+
+    pm = load_model("tiny-lm")
+    eos = pm.tokenizer.eos_token_id
+    bias = torch.zeros(pm.model.config.vocab_size)
+    bias[eos] = 1.0
+    head = "24 A1 J10 Q10 K10|"  # short against the hands, so per-hand groups share most
+    hands = [
+        head + f"{h}|each card once, {h} in some order|{{cards,number,formula}}="
+        for h in ("2 A 3 6", "K K 5 9", "10 4 7 Q", "3 3 8 8", "5", "6 6 6 6 6 6", "x", "A A")
+    ]
+    prompts = [h for h in hands for _ in range(3)]
+    handle = pm.model.lm_head.register_forward_hook(lambda m, i, o: o + bias)
+    try:
+        from sftvsrl.models.encoding import encode_prompts
+
+        e = encode_prompts(pm, prompts)
+        rows = [r[m.bool()].tolist() for r, m in zip(e["input_ids"], e["attention_mask"], strict=True)]
+        size, shared = decode.share_groups(rows)
+        assert size == 3 and shared == [len(rows[3 * g]) - 1 for g in range(len(hands))]
+        ref = greedy(pm, prompts, "generate")
+        out = greedy(pm, prompts, "loop")
+    finally:
+        handle.remove()
+    lengths = [len(g.answer_ids) for g in ref]
+    assert 24 in lengths and min(lengths) < 24  # rows ended mid-answer, groups left the batch
+    assert [g.answer_ids for g in out] == [g.answer_ids for g in ref]
+
+
+def test_share_groups_picks_the_split_that_saves_most():
+    from sftvsrl.rollout.decode import MIN_SHARED_PREFIX, share_groups
+
+    n = MIN_SHARED_PREFIX
+    head = list(range(100, 100 + n))
+    a, b = head + list(range(40)), head + list(range(50, 90))
+    assert share_groups([a, a, b, b]) == (2, [len(a) - 1, len(b) - 1])  # per-prompt groups
+    c, d = head + head + [1, 2], head + head + [3, 4]
+    assert share_groups([c, d, d, c]) == (4, [2 * n])  # only the whole batch shares
+    assert share_groups([[1, 2, 3], [1, 2, 3]]) == (0, [])  # too short to pay
+    assert share_groups([a]) == (0, [])
+    assert share_groups([a, a, a]) == (3, [len(a) - 1])
