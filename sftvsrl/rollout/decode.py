@@ -20,6 +20,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from sftvsrl.models.encoding import pad_ids
+
 LOOP_MODEL_TYPES = ("llama",)
 COMPACT_FRACTION = 8  # the loop drops ended rows once they are 1/8 of the batch (a copy of the cache)
 MIN_SHARED_PREFIX = 16  # tokens; a shorter common prefix saves less than its extra forward costs
@@ -356,15 +358,14 @@ class DecodeLoop:
             n_done = int(done.sum())
             if step == max_new_tokens - 1 or n_done == len(alive):
                 break
-            keep = self._rows_to_keep(done, cache.prefix)
+            keep, groups = self._rows_to_keep(done, cache.prefix)
             if keep is not None:  # drop ended rows from the batch
                 alive = [alive[i] for i in keep.tolist()]
                 cache.keys = [k.index_select(0, keep) for k in cache.keys]
                 cache.values = [v.index_select(0, keep) for v in cache.values]
                 seen, next_pos, token = seen[keep], next_pos[keep], token[keep]
-                if cache.prefix is not None and cache.prefix.groups > 1:  # whole groups left
-                    rows = len(done) // cache.prefix.groups
-                    cache.prefix = cache.prefix.select(keep[::rows] // rows)
+                if groups is not None:  # whole groups left, with their prefix
+                    cache.prefix = cache.prefix.select(groups)
                 done = done[keep]
             slot = width + step
             seen[:, slot] = True
@@ -391,13 +392,10 @@ class DecodeLoop:
         past, prefix, head_mask = None, None, None
         starts = [0] * len(rows)
         if size:
-            width = max(shared)
-            head_ids = torch.full((len(shared), width), self.pad_id, dtype=ids.dtype)
-            head_mask = torch.zeros((len(shared), width), dtype=mask.dtype)
-            for g, n in enumerate(shared):  # right-padded: a group's tokens keep positions 0..n-1
-                head_ids[g, :n] = torch.tensor(rows[g * size][:n], dtype=ids.dtype)
-                head_mask[g, :n] = 1
-            head_ids, head_mask = head_ids.to(device), head_mask.to(device)
+            # Right-padded, so that a group's tokens keep positions 0..n-1.
+            heads = [rows[g * size][:n] for g, n in enumerate(shared)]
+            head_ids, head_mask = (t.to(device) for t in pad_ids(heads, self.pad_id, "right"))
+            width = head_mask.shape[1]
             head = self.model(input_ids=head_ids, attention_mask=head_mask, use_cache=True, logits_to_keep=1)
             past = head.past_key_values
             bias = torch.zeros(len(shared), 1, 1, width, device=device)
@@ -410,13 +408,7 @@ class DecodeLoop:
             starts = [shared[i // size] for i in range(len(rows))]
             del head
         tails = [r[n:] for r, n in zip(rows, starts, strict=True)]
-        width = max(map(len, tails))
-        tail_ids = torch.full((len(tails), width), self.pad_id, dtype=ids.dtype)
-        tail_mask = torch.zeros((len(tails), width), dtype=mask.dtype)
-        for i, tail in enumerate(tails):
-            tail_ids[i, width - len(tail) :] = torch.tensor(tail, dtype=ids.dtype)
-            tail_mask[i, width - len(tail) :] = 1
-        tail_ids, tail_mask = tail_ids.to(device), tail_mask.to(device)
+        tail_ids, tail_mask = (t.to(device) for t in pad_ids(tails, self.pad_id, "left"))
         pos = torch.tensor(starts, device=device)[:, None] + tail_mask.long().cumsum(-1) - 1
         pos.masked_fill_(tail_mask == 0, 1)
         attention_mask = tail_mask if head_mask is None else torch.cat([head_mask, tail_mask], dim=1)
@@ -435,22 +427,24 @@ class DecodeLoop:
         return _Prefilled(keys, values, tail_mask, pos[:, -1:] + 1, out.logits[:, -1, :].float(), prefix)
 
     @staticmethod
-    def _rows_to_keep(done: torch.Tensor, prefix: SharedPrefix | None) -> torch.Tensor | None:
-        """The rows to go on with once enough have ended (an eighth of the batch), else None.
-        Rows of one shared prefix group stay together: with several groups, a group leaves
-        only when all its rows have ended (its prefix leaves with it; ended rows of a group
-        still running are computed and ignored); one group for the batch shares its prefix
-        with any rows."""
+    def _rows_to_keep(
+        done: torch.Tensor, prefix: SharedPrefix | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(rows to go on with, shared-prefix groups to go on with) once enough have ended (an
+        eighth of the batch), else None for the rows. Rows of one shared prefix group stay
+        together: with several groups, a group leaves only when all its rows have ended (its
+        prefix leaves with it; ended rows of a group still running are computed and ignored);
+        one group for the batch shares its prefix with any rows (groups None)."""
         if prefix is None or prefix.groups == 1:
             if int(done.sum()) * COMPACT_FRACTION < len(done):
-                return None
-            return (~done).nonzero().squeeze(1)
+                return None, None
+            return (~done).nonzero().squeeze(1), None
         finished = done.view(prefix.groups, -1).all(dim=1)
         if int(finished.sum()) * COMPACT_FRACTION < prefix.groups:
-            return None
+            return None, None
         rows = done.shape[0] // prefix.groups
         kept = (~finished).nonzero().squeeze(1)
-        return (kept[:, None] * rows + torch.arange(rows, device=done.device)).reshape(-1)
+        return (kept[:, None] * rows + torch.arange(rows, device=done.device)).reshape(-1), kept
 
     def _pick(
         self,
@@ -475,6 +469,8 @@ __all__ = [
     "LOOP_MODEL_TYPES",
     "MIN_SHARED_PREFIX",
     "DecodeLoop",
+    "SharedPrefix",
     "common_prefix",
     "decoder_parts",
+    "share_groups",
 ]
