@@ -100,11 +100,36 @@ class _Fused:
 
         projs = (attn.q_proj, attn.k_proj, attn.v_proj)
         self.qkv = joined(*projs) if plain(*projs) else None
+        # Attention's scaling folded into the query rows: RoPE and q.k are linear in q, so the
+        # scores are the same (exactly so where the scaling is a power of two, head_dim 4^n).
+        self.scaling = attn.scaling
+        if self.qkv is not None:
+            w, b, sizes = self.qkv
+            w = w.clone()
+            w[: sizes[0]] *= attn.scaling
+            if b is not None:
+                b = b.clone()
+                b[: sizes[0]] *= attn.scaling
+            self.qkv, self.scaling = (w, b, sizes), 1.0
         gate, up = getattr(mlp, "gate_proj", None), getattr(mlp, "up_proj", None)
         self.gate_up = joined(gate, up) if plain(gate, up) else None
         self.o = joined(attn.o_proj) if plain(attn.o_proj) else None
         down = getattr(mlp, "down_proj", None)
         self.down = joined(down) if self.gate_up is not None and plain(down) else None
+        self.inplace_silu = type(getattr(mlp, "act_fn", None)) is torch.nn.SiLU
+        # Under autocast addmm would cast the fp32 residual stream down: add it separately there.
+        self.residual_in_matmul = dtype is None
+
+
+def _add_linear(
+    hidden: torch.Tensor, x: torch.Tensor, prepared: tuple | None, module: torch.nn.Module, fused: _Fused
+) -> torch.Tensor:
+    """``hidden + linear(x)``, as one ``addmm`` (the residual added inside the matmul) where
+    the weights are plain and bias-free and no autocast is on."""
+    if prepared is None or prepared[1] is not None or not fused.residual_in_matmul:
+        return hidden + _linear(x, prepared, module)
+    out = torch.addmm(hidden.reshape(-1, hidden.shape[-1]), x.reshape(-1, x.shape[-1]), prepared[0].t())
+    return out.view(hidden.shape)
 
 
 def _linear(x: torch.Tensor, prepared: tuple | None, module: torch.nn.Module) -> torch.Tensor:
@@ -156,7 +181,10 @@ def _attend(
     batch, _, _, head_dim = q.shape
     kv_heads = keys.shape[1]
     q = q.reshape(batch, kv_heads, -1, head_dim)  # query heads grouped by their key/value head
-    scores = torch.matmul(q, keys.transpose(2, 3)) * scaling + bias
+    scores = torch.matmul(q, keys.transpose(2, 3))
+    if scaling != 1.0:
+        scores *= scaling
+    scores += bias
     if prefix is None:
         probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
         return torch.matmul(probs, values).reshape(batch, 1, -1)
@@ -179,7 +207,10 @@ def _attend(
             .reshape(batch, kv_heads, heads_per_kv, -1)
         )
 
-    prefix_scores = torch.matmul(by_group(q), prefix_keys.transpose(2, 3)) * scaling + prefix_bias
+    prefix_scores = torch.matmul(by_group(q), prefix_keys.transpose(2, 3))
+    if scaling != 1.0:
+        prefix_scores *= scaling
+    prefix_scores += prefix_bias
     probs = torch.softmax(torch.cat([by_row(prefix_scores), scores], dim=-1), dim=-1, dtype=torch.float32).to(
         q.dtype
     )
@@ -205,29 +236,37 @@ def _layer_step(
     batch = hidden.shape[0]
     head_dim = attn.head_dim
     x = _rms_norm(layer.input_layernorm, hidden)
+    # HF's q * cos + rotate_half(q) * sin, with sin's first half negated by the caller so that
+    # rotate_half is one roll (-a * b == a * -b exactly, so the values are the same); cos and
+    # sin are [batch, 1, head_dim].
+    half = head_dim // 2
     if fused.qkv is not None:
+        # Queries and keys rotated as one block of heads, straight from the fused projection.
         w, b, sizes = fused.qkv
-        q, k, v = F.linear(x, w, b).split(sizes, dim=-1)
+        qkv = F.linear(x, w, b)
+        qk = qkv[..., : sizes[0] + sizes[1]].view(batch, -1, head_dim)
+        qk = qk * cos + qk.roll(half, -1) * sin
+        n_heads = sizes[0] // head_dim
+        q, k = qk[:, :n_heads, None], qk[:, n_heads:, None]
+        v = qkv[..., sizes[0] + sizes[1] :].view(batch, -1, 1, head_dim)
     else:
         q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
-    q = q.reshape(batch, 1, -1, head_dim).transpose(1, 2)
-    k = k.reshape(batch, 1, -1, head_dim).transpose(1, 2)
-    v = v.reshape(batch, 1, -1, head_dim).transpose(1, 2)
-    # HF's q * cos + rotate_half(q) * sin, with sin's first half negated by the caller so that
-    # rotate_half is one roll (-a * b == a * -b exactly, so the values are the same).
-    half = head_dim // 2
-    q = q * cos + q.roll(half, -1) * sin
-    k = k * cos + k.roll(half, -1) * sin
+        q = q.reshape(batch, 1, -1, head_dim).transpose(1, 2)
+        k = k.reshape(batch, 1, -1, head_dim).transpose(1, 2)
+        v = v.reshape(batch, 1, -1, head_dim).transpose(1, 2)
+        q = q * cos[:, None] + q.roll(half, -1) * sin[:, None]
+        k = k * cos[:, None] + k.roll(half, -1) * sin[:, None]
     keys, values = cache.update(k, v, index)
     shared = cache.prefix
     prefix = None if shared is None else (shared.keys[index], shared.values[index], shared.bias)
-    out = _attend(q, keys, values, bias, attn.scaling, prefix)
-    hidden = hidden + _linear(out, fused.o, attn.o_proj)
+    out = _attend(q, keys, values, bias, fused.scaling, prefix)
+    hidden = _add_linear(hidden, out, fused.o, attn.o_proj, fused)
     x = _rms_norm(layer.post_attention_layernorm, hidden)
     if fused.gate_up is not None:
         w, b, sizes = fused.gate_up
         gate, up = F.linear(x, w, b).split(sizes, dim=-1)
-        return hidden + _linear(mlp.act_fn(gate) * up, fused.down, mlp.down_proj)
+        act = F.silu(gate, inplace=True).mul_(up) if fused.inplace_silu else mlp.act_fn(gate) * up
+        return _add_linear(hidden, act, fused.down, mlp.down_proj, fused)
     return hidden + mlp(x)
 
 
@@ -329,8 +368,10 @@ class DecodeLoop:
             keys.append(kb)
             values.append(vb)
         cache = _SlotCache(keys, values, width, filled.prefix)
-        seen = torch.zeros(batch, total, dtype=torch.bool, device=device)
-        seen[:, :width] = filled.mask.bool()
+        # Additive mask over every slot this call fills: -inf on a row's prompt pads, 0 elsewhere
+        # (a step attends to the slots up to its own).
+        bias_all = torch.zeros(batch, 1, 1, total, device=device)
+        bias_all[:, 0, 0, :width].masked_fill_(filled.mask == 0, -float("inf"))
         logits = filled.logits
         next_pos = filled.next_pos
         del filled
@@ -363,20 +404,16 @@ class DecodeLoop:
                 alive = [alive[i] for i in keep.tolist()]
                 cache.keys = [k.index_select(0, keep) for k in cache.keys]
                 cache.values = [v.index_select(0, keep) for v in cache.values]
-                seen, next_pos, token = seen[keep], next_pos[keep], token[keep]
+                bias_all, next_pos, token = bias_all[keep], next_pos[keep], token[keep]
                 if groups is not None:  # whole groups left, with their prefix
                     cache.prefix = cache.prefix.select(groups)
                 done = done[keep]
             slot = width + step
-            seen[:, slot] = True
             cache.pos = slot
-            # Additive mask over the filled slots: 0 where a row sees a token, -inf on its pads.
-            bias = torch.zeros(len(alive), 1, 1, slot + 1, device=device).masked_fill_(
-                ~seen[:, None, None, : slot + 1], -float("inf")
-            )
+            bias = bias_all[..., : slot + 1]
             position_ids = next_pos + step
             hidden = self.lm.embed_tokens(token[:, None])
-            cos, sin = cos_table[position_ids][:, None], sin_table[position_ids][:, None]
+            cos, sin = cos_table[position_ids], sin_table[position_ids]
             for i, layer in enumerate(self.lm.layers[:n_layers]):
                 hidden = _layer_step(layer, fused[i], hidden, cos, sin, cache, i, bias)
             logits = self.head(self.lm.norm(hidden))[:, -1, :].float()
