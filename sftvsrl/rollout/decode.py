@@ -498,7 +498,14 @@ class DecodeLoop:
         if not do_sample:
             return logits.argmax(-1)
         probs = torch.softmax(logits / max(temperature, 1e-5), dim=-1)
-        return torch.multinomial(probs, 1, generator=gen).squeeze(1)
+        # Inverse-CDF sampling: one uniform draw per row (multinomial draws one per token).
+        # In float64, a token of probability 0 adds nothing to the CDF and is never found;
+        # the CDF's first maximum is the last token of positive probability, a bound for
+        # a draw that rounds up to the total.
+        cdf = probs.double().cumsum(-1)
+        u = torch.rand(probs.shape[0], 1, dtype=torch.float64, device=probs.device, generator=gen)
+        picked = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
+        return torch.minimum(picked, cdf.argmax(-1, keepdim=True)).squeeze(1)
 
 
 __all__ = [

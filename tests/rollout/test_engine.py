@@ -287,3 +287,19 @@ def test_share_groups_picks_the_split_that_saves_most():
     assert share_groups([[1, 2, 3], [1, 2, 3]]) == (0, [])  # too short to pay
     assert share_groups([a]) == (0, [])
     assert share_groups([a, a, a]) == (3, [len(a) - 1])
+
+
+def test_sampling_never_picks_a_token_of_probability_zero(lm, monkeypatch):
+    from sftvsrl.rollout.decode import DecodeLoop
+
+    loop = DecodeLoop(lm.model, [lm.tokenizer.eos_token_id], lm.tokenizer.pad_token_id, None, min_new=0)
+    logits = torch.full((4000, 10), -float("inf"))
+    logits[:, 2], logits[:, 5] = 0.0, 1.0  # two tokens possible, the last ones not
+    gen = torch.Generator().manual_seed(0)
+    picked = loop._pick(logits.clone(), 0, 1.0, True, gen)
+    assert set(picked.tolist()) == {2, 5}
+    share = (picked == 5).float().mean().item()
+    assert abs(share - torch.softmax(torch.tensor([0.0, 1.0]), 0)[1].item()) < 0.03
+    # A draw that rounds up to the CDF's total still lands on the last token of positive probability.
+    monkeypatch.setattr(torch, "rand", lambda *a, **k: torch.ones(4000, 1, dtype=torch.float64))
+    assert set(loop._pick(logits.clone(), 0, 1.0, True, gen).tolist()) == {5}
