@@ -13,8 +13,9 @@ CUDA), torch threads and dtype are printed beside every number. ``--device`` pic
 trainer runs (``auto``: CUDA if available); the matmul peak is measured on that device, and on
 CUDA the peak memory allocated is reported. ``--json`` also writes the printed numbers.
 
-Run it alone on an idle machine: timings collapse when other heavy processes share the cores,
-and an MFU above 100% means the peak was measured while something else used the CPU.
+Run it alone on an idle machine: timings collapse when other heavy processes share the cores.
+An MFU above 100% is flagged: the square-matmul peak then does not stand for the run's kernels
+(bf16 on a CPU without native bf16 matmuls) or was measured under load; compare tokens/s.
 """
 
 from __future__ import annotations
@@ -146,8 +147,16 @@ def main() -> None:
     print(f"{'mode':<15}{'tokens/s':>12}{'GFLOP/s':>10}{'MFU':>8}   runs (tokens/s)")
     for name, r in results.items():
         each = ", ".join(f"{x:,.0f}" for x in r["runs"])
+        flag = "*" if r["mfu"] > 1.0 else " "
         print(
-            f"{name:<15}{r['tokens_per_s']:>12,.0f}{r['flops_per_s'] / 1e9:>10.2f}{100 * r['mfu']:>7.1f}%   {each}"
+            f"{name:<15}{r['tokens_per_s']:>12,.0f}{r['flops_per_s'] / 1e9:>10.2f}"
+            f"{100 * r['mfu']:>7.1f}%{flag}  {each}"
+        )
+    if any(r["mfu"] > 1.0 for r in results.values()):
+        print(
+            "* MFU above 100%: the square matmul peak does not stand for this run's kernels (e.g. bf16 on a"
+            " CPU without native bf16 matmuls, which is slow at large square shapes) or it was measured"
+            " while other processes used the cores; compare tokens/s instead"
         )
     ratio = results["bf16 autocast"]["tokens_per_s"] / results["fp32"]["tokens_per_s"]
     print(f"bf16 autocast / fp32 tokens/s: {ratio:.2f}x")
