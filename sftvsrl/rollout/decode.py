@@ -28,9 +28,9 @@ MIN_SHARED_PREFIX = 16  # tokens; a shorter common prefix saves less than its ex
 
 
 def _keys_transposed(k: torch.Tensor) -> torch.Tensor:
-    """``k`` ``[..., L, head_dim]`` stored so that ``k.transpose(2, 3)`` is row-major: bf16
-    batched matmuls (oneDNN) read K^T 2-3x faster so than through a transposed view, which
-    they first copy; fp32 (BLAS) reads either layout about as fast."""
+    """``k`` ``[..., L, head_dim]`` stored so that ``k.transpose(2, 3)`` is row-major. bf16
+    batched matmuls (oneDNN) copy a transposed view before multiplying, so q @ K^T is 2-3x
+    faster on keys laid out this way; fp32 (BLAS) reads either layout about as fast."""
     return k.transpose(2, 3).contiguous().transpose(2, 3)
 
 
