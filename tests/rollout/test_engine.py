@@ -289,7 +289,7 @@ def test_common_prefix():
     assert common_prefix([[5], [1, 2]]) == 0
 
 
-def test_grpo_groups_share_their_prompt_and_leave_the_batch_whole():
+def test_grpo_groups_share_their_prompt_and_leave_the_batch_whole(monkeypatch):
     """Hands asked 3 times each in a row (a GRPO rollout): each group keeps its prompt once;
     rows end at different steps, groups leave once all their rows have; ids equal generate's."""
     import sftvsrl.rollout.decode as decode
@@ -304,6 +304,16 @@ def test_grpo_groups_share_their_prompt_and_leave_the_batch_whole():
         for h in ("2 A 3 6", "K K 5 9", "10 4 7 Q", "3 3 8 8", "5", "6 6 6 6 6 6", "x", "A A")
     ]
     prompts = [h for h in hands for _ in range(3)]
+    decisions = []  # (done per row, rows kept, groups kept) each time rows left the batch
+    pick = decode.DecodeLoop._rows_to_keep
+
+    def spy(done, prefix):
+        keep, groups = pick(done, prefix)
+        if keep is not None:
+            decisions.append((done.clone(), keep.tolist(), None if groups is None else groups.tolist()))
+        return keep, groups
+
+    monkeypatch.setattr(decode.DecodeLoop, "_rows_to_keep", staticmethod(spy))
     handle = pm.model.lm_head.register_forward_hook(lambda m, i, o: o + bias)
     try:
         from sftvsrl.models.encoding import encode_prompts
@@ -319,6 +329,55 @@ def test_grpo_groups_share_their_prompt_and_leave_the_batch_whole():
     lengths = [len(g.answer_ids) for g in ref]
     assert 24 in lengths and min(lengths) < 24  # rows ended mid-answer, groups left the batch
     assert [g.answer_ids for g in out] == [g.answer_ids for g in ref]
+    assert decisions, "no group ever left the batch"
+    for done, keep, groups in decisions:
+        by_group = done.view(-1, 3)
+        left = [g for g in range(by_group.shape[0]) if g not in groups]
+        assert left and all(by_group[g].all() for g in left)  # only groups whose rows all ended
+        assert all(not by_group[g].all() for g in groups)  # and every such group
+        assert keep == [3 * g + r for g in groups for r in range(3)]  # whole groups, rows in order
+
+
+def test_sampled_grpo_groups_leave_only_when_every_row_has_ended(monkeypatch):
+    """Sampled rows of one group end at different steps: ended rows of a group still running
+    stay (computed, ignored) and a group leaves only once all its rows have ended, so every
+    answer runs to its eos or to the token limit."""
+    import sftvsrl.rollout.decode as decode
+
+    pm = sharp_lm()
+    eos = pm.tokenizer.eos_token_id
+    bias = torch.zeros(pm.model.config.vocab_size)
+    bias[eos] = 4.0  # eos likely but not certain at each step: rows of a group part ways
+    hands = [
+        f"24 A1 J10 Q10 K10|{h}|each card once|{{cards,number,formula}}="
+        for h in ("2 A 3 6", "K K 5 9", "10 4 7 Q", "3 3 8 8", "5 5 5 A", "J Q K A")
+    ]
+    prompts = [h for h in hands for _ in range(4)]
+    decisions = []
+    pick = decode.DecodeLoop._rows_to_keep
+
+    def spy(done, prefix):
+        keep, groups = pick(done, prefix)
+        if prefix is not None and prefix.groups > 1:
+            decisions.append((done.clone(), groups))
+        return keep, groups
+
+    monkeypatch.setattr(decode.DecodeLoop, "_rows_to_keep", staticmethod(spy))
+    handle = pm.model.lm_head.register_forward_hook(lambda m, i, o: o + bias)
+    try:
+        engine = HFRolloutEngine(pm, backend="loop")
+        out = engine.generate(prompts, max_new_tokens=24, temperature=1.0, do_sample=True, seed=3)
+    finally:
+        handle.remove()
+    parted = [d for d, _ in decisions if (d.view(-1, 4).any(1) & ~d.view(-1, 4).all(1)).any()]
+    assert parted, "no group had rows that ended at different steps"
+    assert any(g is not None for _, g in decisions), "no group ever left the batch"
+    for done, groups in decisions:
+        if groups is not None:
+            finished = done.view(-1, 4).all(1)
+            assert sorted(groups.tolist()) == (~finished).nonzero().squeeze(1).tolist()
+    for g in out:
+        assert len(g.answer_ids) == 24 or g.answer_ids[-1] == eos, g.answer_ids
 
 
 def test_share_groups_picks_the_split_that_saves_most():
