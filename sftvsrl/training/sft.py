@@ -166,6 +166,7 @@ class SFTTrainer:
         self.world = self.acc.num_processes
         self.global_batch = cfg.batch_size * self.world * cfg.grad_accum
         self.steps_per_epoch = len(self.train_data) // self.global_batch
+        self._order_cache: tuple[int, torch.Tensor] | None = None  # (epoch, its row order)
         if self.steps_per_epoch == 0:
             raise DataError(
                 f"{self.train_data.path}: {len(self.train_data)} rows is less than one optimizer step "
@@ -223,9 +224,8 @@ class SFTTrainer:
         ``group_by_length``, each window of ``LENGTH_WINDOW`` global batches of it is sorted by
         row length and cut into batches, and the window's batches are shuffled. A batch then
         pads to rows of its own length instead of to the one long (revision) row it holds."""
-        cached = getattr(self, "_order_cache", None)
-        if cached is not None and cached[0] == epoch:
-            return cached[1]
+        if self._order_cache is not None and self._order_cache[0] == epoch:
+            return self._order_cache[1]
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
         perm = torch.randperm(len(self.train_data), generator=g)
         if self.cfg.group_by_length:
