@@ -25,6 +25,7 @@ from sftvsrl.models.encoding import pad_ids
 LOOP_MODEL_TYPES = ("llama",)
 COMPACT_FRACTION = 8  # the loop drops ended rows once they are 1/8 of the batch (a copy of the cache)
 MIN_SHARED_PREFIX = 16  # tokens; a shorter common prefix saves less than its extra forward costs
+GROW_SLOTS = 32  # the KV cache grows by this many slots at a time (see _SlotCache)
 
 
 def _keys_transposed(k: torch.Tensor) -> torch.Tensor:
@@ -66,11 +67,26 @@ def decoder_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Mod
     return lm, head
 
 
-class _SlotCache:
-    """Preallocated keys/values per layer; ``update`` writes at ``pos`` and returns the filled part.
+def _zero_slots(like: torch.Tensor, slots: int, dtype: torch.dtype, transposed: bool) -> torch.Tensor:
+    """Zeros ``[batch, kv_heads, slots, head_dim]`` shaped like ``like``; ``transposed`` lays them
+    out as :func:`_keys_transposed` does. Zeros, not empty memory: unwritten slots are read
+    (and masked) by attention, and a NaN there would survive its -inf mask."""
+    batch, heads, _, head_dim = like.shape
+    if transposed:
+        return like.new_zeros(batch, heads, head_dim, slots, dtype=dtype).transpose(2, 3)
+    return like.new_zeros(batch, heads, slots, head_dim, dtype=dtype)
 
-    It is the one method HF's Llama attention calls on its cache, so the model's own decoder
-    layers run unchanged on it, without the per-step concatenation of ``DynamicCache``.
+
+class _SlotCache:
+    """Keys/values per layer in buffers of ``capacity`` slots; ``update`` writes at ``pos`` and
+    returns the whole buffers, filled slots and not yet filled ones (zeros) alike.
+
+    Attention thus multiplies whole buffers, which are contiguous, and the caller's bias masks
+    the slots beyond ``pos``. A slice up to ``pos`` is not contiguous, and the CPU batched
+    matmuls copied it on every call (in bf16 the copies made such a product 1.5-2x slower
+    than on the whole buffer). Buffers start ``GROW_SLOTS`` past the prompt and grow by as
+    much when a step needs a slot past them (one copy per ``GROW_SLOTS`` steps), so a step
+    reads on average ``GROW_SLOTS / 2`` masked slots more than it needs.
     """
 
     def __init__(
@@ -78,18 +94,37 @@ class _SlotCache:
         keys: list[torch.Tensor],
         values: list[torch.Tensor],
         pos: int,
+        limit: int,
         prefix: SharedPrefix | None = None,
     ) -> None:
-        self.keys, self.values, self.pos = keys, values, pos
+        self.keys, self.values, self.pos, self.limit = keys, values, pos, limit
         self.prefix = prefix
 
+    @property
+    def capacity(self) -> int:
+        return self.values[0].shape[2]
+
+    def reserve(self, slot: int) -> None:
+        """Grow the buffers (by ``GROW_SLOTS``, at most to ``limit``) until they hold ``slot``."""
+        if slot < self.capacity:
+            return
+        slots = min(self.limit, max(slot + 1, self.capacity + GROW_SLOTS))
+
+        def grown(t: torch.Tensor) -> torch.Tensor:
+            bigger = _zero_slots(t, slots, t.dtype, transposed=t.stride(-2) == 1 and t.stride(-1) != 1)
+            bigger[:, :, : t.shape[2]] = t
+            return bigger
+
+        self.keys = [grown(k) for k in self.keys]
+        self.values = [grown(v) for v in self.values]
+
     def update(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         end = self.pos + key_states.shape[-2]
         self.keys[layer_idx][:, :, self.pos : end] = key_states
         self.values[layer_idx][:, :, self.pos : end] = value_states
-        return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
+        return self.keys[layer_idx], self.values[layer_idx]
 
 
 class _Fused:
@@ -378,13 +413,11 @@ class DecodeLoop:
         # Under autocast the attention matmuls read keys and values in the autocast dtype: keep
         # the cache in it, so that each value is cast once when written, not on every step's
         # read (the same values), and keys transposed in memory (:func:`_keys_transposed`).
+        slots = min(total, width + GROW_SLOTS)
         keys, values = [], []
         for k, v in zip(filled.keys, filled.values, strict=True):
-            if amp is None:
-                kb = k.new_empty(batch, k.shape[1], total, k.shape[3])
-            else:
-                kb = k.new_empty(batch, k.shape[1], k.shape[3], total, dtype=amp).transpose(2, 3)
-            vb = v.new_empty(batch, v.shape[1], total, v.shape[3], dtype=amp or v.dtype)
+            kb = _zero_slots(k, slots, amp or k.dtype, transposed=amp is not None)
+            vb = _zero_slots(v, slots, amp or v.dtype, transposed=False)
             kb[:, :, :width], vb[:, :, :width] = k, v
             keys.append(kb)
             values.append(vb)
@@ -395,11 +428,12 @@ class DecodeLoop:
                 [v.to(amp) for v in prefix.values],
                 prefix.bias,
             )
-        cache = _SlotCache(keys, values, width, prefix)
-        # Additive mask over every slot this call fills: -inf on a row's prompt pads, 0 elsewhere
-        # (a step attends to the slots up to its own).
+        cache = _SlotCache(keys, values, width, total, prefix)
+        # Additive mask over every slot this call fills: -inf on a row's prompt pads and on the
+        # answer slots not yet written (each step unmasks its own), 0 elsewhere.
         bias_all = torch.zeros(batch, 1, 1, total, device=device)
         bias_all[:, 0, 0, :width].masked_fill_(filled.mask == 0, -float("inf"))
+        bias_all[..., width:] = -float("inf")
         logits = filled.logits
         next_pos = filled.next_pos
         del filled
@@ -436,8 +470,10 @@ class DecodeLoop:
                     cache.prefix = cache.prefix.select(groups)
                 done = done[keep]
             slot = width + step
+            cache.reserve(slot)
             cache.pos = slot
-            bias = bias_all[..., : slot + 1]
+            bias_all[..., slot] = 0.0
+            bias = bias_all[..., : cache.capacity]
             position_ids = next_pos + step
             hidden = self.lm.embed_tokens(token[:, None])
             cos, sin = cos_table[position_ids], sin_table[position_ids]
@@ -537,6 +573,7 @@ class DecodeLoop:
 
 __all__ = [
     "COMPACT_FRACTION",
+    "GROW_SLOTS",
     "LOOP_MODEL_TYPES",
     "MIN_SHARED_PREFIX",
     "DecodeLoop",

@@ -49,7 +49,12 @@ def test_loop_is_used_for_llama_models(lm):
 
 
 @pytest.mark.parametrize("batch_size", [64, 2])  # one batch; length buckets of two
-def test_greedy_ids_equal_hf_generate(lm, batch_size):
+@pytest.mark.parametrize("grow", [None, 5])  # the default; a cache that grows every 5 steps
+def test_greedy_ids_equal_hf_generate(lm, batch_size, grow, monkeypatch):
+    import sftvsrl.rollout.decode as decode
+
+    if grow is not None:
+        monkeypatch.setattr(decode, "GROW_SLOTS", grow)
     ref = greedy(lm, PROMPTS, "generate")
     out = greedy(lm, PROMPTS, "loop", batch_size=batch_size)
     assert [g.prompt_ids for g in out] == [g.prompt_ids for g in ref]
@@ -165,6 +170,7 @@ def test_under_bf16_autocast_each_greedy_token_is_the_models_argmax(monkeypatch)
     batch) at different steps, a shared prefix, and GRPO-like groups."""
     import sftvsrl.rollout.decode as decode
 
+    monkeypatch.setattr(decode, "GROW_SLOTS", 5)  # the cache grows, also after rows have left
     pm = sharp_lm()
     eos = pm.tokenizer.eos_token_id
     bias = torch.zeros(pm.model.config.vocab_size)
