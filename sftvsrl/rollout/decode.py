@@ -1,7 +1,8 @@
 """The hand-written decode loop of :class:`~sftvsrl.rollout.engine.HFRolloutEngine` for
 Llama-family models: prefill with the model's own forward, then one token per step through the
-model's own decoder layers on a preallocated KV cache, with q/k/v and gate/up projections fused
-and attention for one query written out. Greedy answers are the same token ids as HF ``generate``'s.
+model's own decoder layers on a KV cache allocated 32 slots at a time, with q/k/v and gate/up
+projections fused and attention for one query written out. Greedy answers are the same token
+ids as HF ``generate``'s.
 
 Prompts share work where they share tokens. The batch is cut into equal groups of
 consecutive rows (the whole batch, or a GRPO group's samples of one prompt, or whichever
@@ -373,7 +374,7 @@ def share_groups(rows: Sequence[Sequence[int]]) -> tuple[int, list[int]]:
 
 class DecodeLoop:
     """Prefill with the model's own forward (pixels included), then one token at a time
-    through its decoder layers on a preallocated cache.
+    through its decoder layers on a KV cache allocated ``GROW_SLOTS`` at a time.
 
     Per step it does what HF ``generate`` does for these options, with the same inputs
     (positions from the attention mask, pads masked), so greedy answers are the same ids:

@@ -6,7 +6,7 @@ per observation with the exact prompt and answer token ids, because PPO recomput
 log-probs on those ids. :class:`HFRolloutEngine` is the default and runs everywhere: for
 Llama-family models (tiny-lm, tiny-vlm, SmolLM, with or without LoRA) it prefills with the
 model's own forward and then decodes one token per step through the model's own layers on a
-preallocated KV cache (no per-step concatenation, masks or logits processors), keeps a
+KV cache allocated in blocks (no per-step concatenation, masks or logits processors), keeps a
 prompt prefix that consecutive rows share once (prefilled and attended to once per group),
 groups prompts by length, drops rows that ended and stops when all have; other models run HF
 ``generate``. Greedy answers are the same token ids as HF ``generate``'s. A vLLM engine would implement the same method on GPUs: build the chat
