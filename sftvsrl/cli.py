@@ -86,6 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sftvsrl {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        close_process_group()
+
+
+def close_process_group() -> None:
+    """Destroy torch.distributed's default group, where a launch made one, before the
+    interpreter shuts down: a process that exits with a live gloo group races gloo's worker
+    threads against finalisation and can abort ("terminate called without an active
+    exception"), failing a run that had finished."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -132,3 +132,19 @@ def test_verbose_is_accepted_before_and_after_the_command(argv):
     assert module is not None and args.command == "sft" and args.verbose is True
     parser, _ = build_parser(["sft"])
     assert parser.parse_args(["sft"]).verbose is False
+
+
+def test_a_command_leaves_no_process_group_behind(tmp_path, capsys):
+    """A launch's gloo group is destroyed when the command returns, also on an error, so that
+    the interpreter's shutdown does not race gloo's threads (an abort after a finished run)."""
+    import torch.distributed as dist
+
+    store = dist.HashStore()
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        assert main(["sft", "--config", str(tmp_path / "missing.yaml")]) == 2
+        assert "error" in capsys.readouterr().err
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
