@@ -36,9 +36,14 @@ def _keys_transposed(k: torch.Tensor) -> torch.Tensor:
     return k.transpose(2, 3).contiguous().transpose(2, 3)
 
 
+def _is_transposed(t: torch.Tensor) -> bool:
+    """Whether ``t`` ``[batch, kv_heads, L, head_dim]`` is laid out as :func:`_keys_transposed` makes it."""
+    return t.dim() == 4 and t.stride(-2) == 1 and t.stride(-1) != 1
+
+
 def _select_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``t.index_select(0, index)`` that keeps a transposed key layout."""
-    if t.dim() == 4 and t.stride(-2) == 1 and t.stride(-1) != 1:
+    if _is_transposed(t):
         return t.transpose(2, 3).index_select(0, index).transpose(2, 3)
     return t.index_select(0, index)
 
@@ -112,7 +117,7 @@ class _SlotCache:
         slots = min(self.limit, max(slot + 1, self.capacity + GROW_SLOTS))
 
         def grown(t: torch.Tensor) -> torch.Tensor:
-            bigger = _zero_slots(t, slots, t.dtype, transposed=t.stride(-2) == 1 and t.stride(-1) != 1)
+            bigger = _zero_slots(t, slots, t.dtype, transposed=_is_transposed(t))
             bigger[:, :, : t.shape[2]] = t
             return bigger
 
