@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bf16", action="store_true", help="run the engine under bf16 autocast")
+    ap.add_argument("--compile", action="store_true", help="compile the engine's decode step (torch.compile)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -73,7 +74,7 @@ def main() -> None:
     prompts = [h for h in hands for _ in range(args.group)]
     base_prompts = prompts[: args.baseline_prompts or len(prompts)]
     pm.model.generation_config.min_new_tokens = args.new_tokens
-    engine = HFRolloutEngine(pm, batch_size=args.batch)
+    engine = HFRolloutEngine(pm, batch_size=args.batch, compile=args.compile)
     gen_kw = dict(max_new_tokens=args.new_tokens, temperature=1.0, do_sample=True)
 
     def run_engine(seed: int) -> int:
@@ -84,7 +85,9 @@ def main() -> None:
 
     warnings.filterwarnings("ignore", message=".*length constraints.*")
     generate_batch1(pm, prompts[:1], 4)  # warm-up
-    run_engine(0)
+    t = time.perf_counter()
+    run_engine(0)  # warm-up; with --compile, this call compiles
+    warm_up = time.perf_counter() - t
     base, fast = [], []
     for r in range(args.repeats):
         t = time.perf_counter()
@@ -94,11 +97,11 @@ def main() -> None:
         n_fast = run_engine(r + 1)
         fast.append(n_fast / (time.perf_counter() - t))
     b, f = statistics.median(base), statistics.median(fast)
-    dtype = "bf16 autocast" if args.bf16 else "fp32"
+    dtype = ("bf16 autocast" if args.bf16 else "fp32") + (", compiled step" if args.compile else "")
     print(
         f"{args.model} ({pm.n_params / 1e6:.2f}M params), {args.prompts} prompts ({len(hands)} hands x "
         f"{args.group}) x {args.new_tokens} new tokens, HF generate on {len(base_prompts)} of them; CPU {cpu_name()}, torch threads {torch.get_num_threads()}, engine dtype {dtype}, "
-        f"median of {args.repeats} alternating repeats"
+        f"median of {args.repeats} alternating repeats; engine warm-up run {warm_up:.1f} s"
     )
     print(f"{'':38s}{'tokens':>8s}{'tokens/s':>10s}   runs (tokens/s)")
     print(f"{'HF generate, batch 1, fp32':38s}{n_base:8d}{b:10.1f}   {', '.join(f'{x:.0f}' for x in base)}")

@@ -125,12 +125,14 @@ class _SlotCache:
         self.values = [grown(v) for v in self.values]
 
     def update(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, slot: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        end = self.pos + key_states.shape[-2]
-        self.keys[layer_idx][:, :, self.pos : end] = key_states
-        self.values[layer_idx][:, :, self.pos : end] = value_states
-        return self.keys[layer_idx], self.values[layer_idx]
+        """Write one token's keys/values ``[batch, kv_heads, 1, head_dim]`` at ``slot`` (a
+        one-element index tensor: a tensor, so that a compiled step does not specialise on it)."""
+        keys, values = self.keys[layer_idx], self.values[layer_idx]
+        keys.index_copy_(2, slot, key_states.to(keys.dtype))
+        values.index_copy_(2, slot, value_states.to(values.dtype))
+        return keys, values
 
 
 class _Fused:
@@ -283,6 +285,7 @@ def _layer_step(
     cache: _SlotCache,
     index: int,
     bias: torch.Tensor,
+    slot: torch.Tensor,
 ) -> torch.Tensor:
     """One token through a Llama decoder layer, with its own modules (LoRA included), in the
     order of HF's ``LlamaDecoderLayer``. Attention is written out: for one query per row, two
@@ -311,7 +314,7 @@ def _layer_step(
         v = v.reshape(batch, 1, -1, head_dim).transpose(1, 2)
         q = q * cos[:, None] + q.roll(half, -1) * sin[:, None]
         k = k * cos[:, None] + k.roll(half, -1) * sin[:, None]
-    keys, values = cache.update(k, v, index)
+    keys, values = cache.update(k, v, index, slot)
     shared = cache.prefix
     prefix = None if shared is None else (shared.keys[index], shared.values[index], shared.bias)
     out = _attend(q, keys, values, bias, fused.scaling, prefix)
@@ -377,6 +380,83 @@ def share_groups(rows: Sequence[Sequence[int]]) -> tuple[int, list[int]]:
     return best
 
 
+def decode_step(
+    lm: torch.nn.Module,
+    head: torch.nn.Module,
+    fused: Sequence[_Fused],
+    token: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    bias: torch.Tensor,
+    keys: list[torch.Tensor],
+    values: list[torch.Tensor],
+    slot: torch.Tensor,
+    prefix: SharedPrefix | None,
+) -> torch.Tensor:
+    """The next-token logits ``[batch, vocab]`` (fp32) of one token per row, written into the
+    cache buffers at ``slot`` (a one-element index tensor): embedding, the decoder layers (one
+    per entry of ``fused``), final norm and head. A function of tensors and the model's
+    modules only, so that ``torch.compile`` can trace it once for every step."""
+    cache = _SlotCache(keys, values, 0, keys[0].shape[2], prefix)
+    hidden = lm.embed_tokens(token[:, None])
+    for i, (layer, prepared) in enumerate(zip(lm.layers, fused, strict=False)):
+        hidden = _layer_step(layer, prepared, hidden, cos, sin, cache, i, bias, slot)
+    return head(lm.norm(hidden))[:, -1, :].float()
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def compiled_step() -> Any:
+    """:func:`decode_step` under ``torch.compile`` (inductor; the sizes that vary are marked
+    dynamic per call, :func:`_mark_dynamic_dims`), made once per process; None
+    once compiling has failed here. Inductor fuses the step's ~190 small ops (norms, RoPE,
+    softmax, attention over one query) into a few C++ loops; the first call per model and
+    dtype compiles (tens of seconds, less from inductor's on-disk cache)."""
+    if "failed" in _COMPILED:
+        return None
+    if "step" not in _COMPILED:
+        _COMPILED["step"] = torch.compile(decode_step)
+    return _COMPILED["step"]
+
+
+def _mark_dynamic_dims(
+    token: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, bias: torch.Tensor, cache: _SlotCache
+) -> None:
+    """Tell the compiler which sizes vary from step to step, so that one graph serves them
+    all: the batch (rows leave), the cache's capacity (it grows), the shared prefix's groups
+    and length. Everything else (weights, heads, head dim) stays a constant, which the
+    compiled loops need: with every size symbolic (``dynamic=True``) RoPE's roll and the
+    attention reductions become symbolic index arithmetic, slower than the uncompiled step."""
+    from torch._dynamo import maybe_mark_dynamic
+
+    for t in (token, cos, sin, bias, *cache.keys, *cache.values):
+        maybe_mark_dynamic(t, 0)
+    maybe_mark_dynamic(bias, 3)
+    for t in (*cache.keys, *cache.values):
+        maybe_mark_dynamic(t, 2)
+    if cache.prefix is not None:
+        for t in (*cache.prefix.keys, *cache.prefix.values):
+            maybe_mark_dynamic(t, 0)
+            maybe_mark_dynamic(t, 2)
+        maybe_mark_dynamic(cache.prefix.bias, 0)
+        maybe_mark_dynamic(cache.prefix.bias, 3)
+
+
+def _compile_failed(err: Exception) -> None:
+    """Compiling is off for the rest of the process, with one warning naming why."""
+    import warnings
+
+    _COMPILED["failed"] = err
+    warnings.warn(
+        f"rollout compile failed, decoding uncompiled from now on: {type(err).__name__}: {err}".splitlines()[
+            0
+        ],
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
 class DecodeLoop:
     """Prefill with the model's own forward (pixels included), then one token at a time
     through its decoder layers on a KV cache allocated ``GROW_SLOTS`` at a time.
@@ -389,7 +469,13 @@ class DecodeLoop:
     """
 
     def __init__(
-        self, model: torch.nn.Module, eos: Sequence[int], pad_id: int, image_token: int | None, min_new: int
+        self,
+        model: torch.nn.Module,
+        eos: Sequence[int],
+        pad_id: int,
+        image_token: int | None,
+        min_new: int,
+        compile: bool = False,
     ) -> None:
         parts = decoder_parts(model)
         if parts is None:
@@ -397,6 +483,7 @@ class DecodeLoop:
         self.model = model
         self.lm, self.head = parts
         self.eos, self.pad_id, self.image_token, self.min_new = list(eos), pad_id, image_token, min_new
+        self.compile = compile
 
     def run(
         self,
@@ -479,14 +566,46 @@ class DecodeLoop:
             cache.reserve(slot)
             cache.pos = slot
             bias_all[..., slot] = 0.0
-            bias = bias_all[..., : cache.capacity]
+            bias = bias_all[
+                ..., : cache.capacity
+            ].contiguous()  # one stride for any capacity (a compiled step guards on it)
             position_ids = next_pos + step
-            hidden = self.lm.embed_tokens(token[:, None])
             cos, sin = cos_table[position_ids], sin_table[position_ids]
-            for i, layer in enumerate(self.lm.layers[:n_layers]):
-                hidden = _layer_step(layer, fused[i], hidden, cos, sin, cache, i, bias)
-            logits = self.head(self.lm.norm(hidden))[:, -1, :].float()
+            logits = self._step(fused, token, cos, sin, bias, cache)
         return answers
+
+    def _step(
+        self,
+        fused: list[_Fused],
+        token: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        bias: torch.Tensor,
+        cache: _SlotCache,
+    ) -> torch.Tensor:
+        """One decode step, compiled where asked and possible (:func:`compiled_step`)."""
+        slot = torch.tensor([cache.pos], device=token.device)
+        args = (
+            self.lm,
+            self.head,
+            fused,
+            token,
+            cos,
+            sin,
+            bias,
+            cache.keys,
+            cache.values,
+            slot,
+            cache.prefix,
+        )
+        step = compiled_step() if self.compile else None
+        if step is not None:
+            _mark_dynamic_dims(token, cos, sin, bias, cache)
+            try:
+                return step(*args)
+            except Exception as err:  # no compiler, or a graph inductor cannot build
+                _compile_failed(err)
+        return decode_step(*args)
 
     def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, extras: dict[str, Any]) -> _Prefilled:
         """The prompts through the model's own forward, sharing what rows share: each group's
@@ -585,6 +704,8 @@ __all__ = [
     "DecodeLoop",
     "SharedPrefix",
     "common_prefix",
+    "compiled_step",
+    "decode_step",
     "decoder_parts",
     "share_groups",
 ]

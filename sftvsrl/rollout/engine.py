@@ -92,6 +92,11 @@ class HFRolloutEngine:
     cannot run it. Greedy answers are the same token ids either way; sampled answers come from
     the same distribution but from a per-call ``torch.Generator`` instead of the global RNG.
 
+    ``compile=True`` runs each decode step of the loop under ``torch.compile``
+    (:func:`sftvsrl.rollout.decode.compiled_step`): faster steps once compiled, at a one-off
+    cost per process; it falls back to the uncompiled step, with a warning, where compiling
+    fails (e.g. no C++ compiler).
+
     When more observations than ``batch_size`` arrive, they are grouped by prompt length so
     each batch carries little padding; the answers come back in the order asked.
     """
@@ -103,6 +108,7 @@ class HFRolloutEngine:
         batch_size: int = 64,
         encode_fn: EncodeFn | None = None,
         backend: str = "auto",
+        compile: bool = False,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -110,6 +116,7 @@ class HFRolloutEngine:
         self.batch_size = batch_size
         self.encode_fn = encode_fn or default_encode
         self.backend = backend
+        self.compile = compile
         self.eos = eos_ids(pm)
         self.image_token = getattr(pm, "image_token_id", None)
         tok = pm.tokenizer
@@ -174,7 +181,7 @@ class HFRolloutEngine:
         order = sorted(range(n), key=lambda i: lengths[i]) if n > self.batch_size else list(range(n))
         gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
         min_new = int(getattr(model.generation_config, "min_new_tokens", None) or 0)
-        loop = DecodeLoop(model, self.eos, self.pad_id, self.image_token, min_new)
+        loop = DecodeLoop(model, self.eos, self.pad_id, self.image_token, min_new, compile=self.compile)
         out: list[Generation | None] = [None] * n
         for start in range(0, n, self.batch_size):
             rows = order[start : start + self.batch_size]
