@@ -416,6 +416,13 @@ def compiled_step() -> Any:
     if "failed" in _COMPILED:
         return None
     if "step" not in _COMPILED:
+        import sys
+
+        print(
+            "rollout: compiling the decode step (torch.compile, once per process and prompt-sharing case; "
+            "tens of seconds cold, seconds from inductor's on-disk cache)",
+            file=sys.stderr,
+        )
         _COMPILED["step"] = torch.compile(decode_step)
     return _COMPILED["step"]
 

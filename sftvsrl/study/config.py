@@ -138,6 +138,10 @@ class StudyConfig(StrictModel):
     )
     lora: LoraSettings | None = None
     threads: int | None = Field(None, gt=0, description="torch CPU threads (None: torch's default)")
+    compile_rollouts: bool = Field(
+        False,
+        description="torch.compile the decode step of RL rollouts and evaluations (a one-off compile per process)",
+    )
     dist_timeout_min: float = Field(
         360.0,
         gt=0,

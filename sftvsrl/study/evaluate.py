@@ -36,7 +36,7 @@ def evaluate(
         trainable=False,
         device=inference_device(),
     )
-    engine = HFRolloutEngine(pm, batch_size=ev.num_envs)
+    engine = HFRolloutEngine(pm, batch_size=ev.num_envs, compile=cfg.compile_rollouts)
     _, summary = run_eval(
         engine,
         spec.env_id,

@@ -4,8 +4,8 @@ Every stage kind declares the config keys it reads (:data:`SETTINGS`, dotted pre
 study config) and the stages it reads from (:func:`upstream`). A stage's fingerprint is a
 hash of those keys' values and of its upstream stages' fingerprints, computed from the config
 alone before anything runs, and stored in the stage's result file. Settings that cannot
-change a result (``threads``, ``dist_timeout_min``, progress display, tensorboard) are in no
-table.
+change a result (``threads``, ``compile_rollouts``, ``dist_timeout_min``, progress display,
+tensorboard) are in no table: like a thread count, a compiled step changes only the rounding.
 """
 
 from __future__ import annotations

@@ -171,6 +171,7 @@ def rl_config(
             "dtype": "float32" if cfg.dtype == "float16" else cfg.dtype,
             "bf16": cfg.bf16,
             "threads": cfg.threads,
+            "compile_rollouts": cfg.compile_rollouts,
             **set_values(typed),
             "init": init,
             "out_dir": str(out_dir),

@@ -234,7 +234,7 @@ def train(cfg: PPOConfig, resume: bool = False) -> Path:
     if ref_model is not None:
         ref_model.to(accelerator.device)
     pm.model = accelerator.unwrap_model(model)  # generation and saving use the plain module
-    engine = HFRolloutEngine(pm, batch_size=cfg.generation_batch_size)
+    engine = HFRolloutEngine(pm, batch_size=cfg.generation_batch_size, compile=cfg.compile_rollouts)
     pad_id = pm.tokenizer.pad_token_id
     agent = ActorCritic(model, value_head, pad_id, cfg.micro_batch_size)
     reference = Policy(ref_model, pad_id, cfg.micro_batch_size) if ref_model is not None else None

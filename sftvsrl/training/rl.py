@@ -90,6 +90,9 @@ class RLConfig(StrictModel):
     dtype: Literal["float32", "bfloat16"] = "float32"
     bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast; auto: measured once per CPU")
     threads: int | None = Field(None, ge=1, description="torch threads; null: capped torch default")
+    compile_rollouts: bool = Field(
+        False, description="torch.compile the rollouts' decode step (a one-off compile, then faster steps)"
+    )
     lora: LoraSettings | None = None
     seed: int = 0
     save_every: int = Field(1, gt=0)

@@ -118,7 +118,24 @@ def test_cli_threads_and_bf16_are_applied_and_recorded(tmp_path, bf16):
     finally:
         torch.set_num_threads(before)
     runtime = json.loads((out / "summary.json").read_text())["runtime"]
-    assert runtime == {"threads": 1, "bf16_autocast": bf16 == "true"}
+    assert runtime == {"threads": 1, "bf16_autocast": bf16 == "true", "compile_rollouts": False}
+
+
+def test_cli_compile_rollouts_runs_the_compiled_step_and_is_recorded(tmp_path, monkeypatch):
+    """The flag reaches the decode loop (the compiler itself is stood in for: tests/rollout/test_compile.py)."""
+    import sftvsrl.rollout.decode as decode
+
+    calls = []
+
+    def stand_in(*args):
+        calls.append(1)
+        return decode.decode_step(*args)
+
+    monkeypatch.setattr(decode, "compiled_step", lambda: stand_in)
+    out = tmp_path / "ev"
+    args = ["eval", "--model", "tiny-lm", "--env", "sftvsrl-test/Toy-v0", "--episodes", "2", "--threads", "1"]
+    assert main([*args, "--max-new-tokens", "4", "--compile-rollouts", "--out", str(out)]) == 0
+    assert calls and json.loads((out / "summary.json").read_text())["runtime"]["compile_rollouts"] is True
 
 
 @pytest.mark.parametrize(

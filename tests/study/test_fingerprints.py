@@ -147,7 +147,14 @@ def test_settings_that_cannot_change_a_result_reuse_everything(tmp_path, fake_st
         return orig(self, name, fn, fingerprint)
 
     monkeypatch.setattr(pipeline.StageRunner, "run", spy)
-    run(tmp_path, "threads=2", "stage2.rl.tensorboard=true", "init.sft.progress=false", "dist_timeout_min=5")
+    run(
+        tmp_path,
+        "threads=2",
+        "compile_rollouts=true",
+        "stage2.rl.tensorboard=true",
+        "init.sft.progress=false",
+        "dist_timeout_min=5",
+    )
     assert redone == []
     err = capsys.readouterr().err
     assert "every stage was reused" in err and "report.md" in err and "0.0 min" not in err

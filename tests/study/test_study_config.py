@@ -39,3 +39,12 @@ def test_paper_uses_a_local_model_without_stage_0():
 def test_bad_values_are_clear_errors(override, message):
     with pytest.raises(ConfigError, match=message):
         load_study_config(PRESETS / "smoke.yaml", [override])
+
+
+def test_compile_rollouts_reaches_every_rl_run():
+    from sftvsrl.study.trainers import rl_config
+
+    for value in (False, True):
+        cfg = load_study_config(PRESETS / "smoke.yaml", [f"compile_rollouts={str(value).lower()}"])
+        rl = rl_config(cfg, init="tiny-lm", out_dir=Path("x"), env_id="e", env_kwargs={}, updates=2)
+        assert rl.compile_rollouts is value

@@ -203,6 +203,22 @@ def test_no_signal_and_no_regulariser_leaves_the_policy_untouched(tmp_path):
     assert all(torch.equal(init[k], after[k]) for k in after)
 
 
+def test_compile_rollouts_reaches_the_rollout_engine(tmp_path, monkeypatch):
+    import sftvsrl.rollout.decode as decode
+
+    calls = []
+
+    def stand_in(*args):  # the compiler itself is tested in tests/rollout/test_compile.py
+        calls.append(1)
+        return decode.decode_step(*args)
+
+    monkeypatch.setattr(decode, "compiled_step", lambda: stand_in)
+    train_rl(cfg(tmp_path, "plain", "updates=1", "max_turns=1"))
+    assert not calls
+    train_rl(cfg(tmp_path, "compiled", "updates=1", "max_turns=1", "compile_rollouts=true"))
+    assert calls
+
+
 class Killed(Exception):
     pass
 
