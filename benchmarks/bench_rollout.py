@@ -1,7 +1,7 @@
 """Rollout throughput: HF ``generate`` at batch 1 against the rollout engine, side by side.
 
     PYTHONPATH=. python benchmarks/bench_rollout.py [--model tiny-lm] [--prompts 32]
-        [--group 1] [--batch 64] [--new-tokens 64] [--repeats 3] [--threads 1] [--bf16]
+        [--group 1] [--batch 64] [--new-tokens 64] [--repeats 3] [--threads 1] [--bf16] [--compile]
 
 Both sides generate ``--new-tokens`` tokens for each GeneralPoints-L compact prompt (eos is
 forbidden before that, ``min_new_tokens``, so the token counts match), sampling at
@@ -10,8 +10,10 @@ temperature 1. ``--group G`` asks for each hand G times in a row, as a GRPO roll
 once. HF ``generate`` at batch 1 does the same work for every row whatever the batch, so it
 runs on the first ``--baseline-prompts`` rows (all of them by default) and its tokens/s is
 compared. The two are measured alternately (A B A B ...) ``--repeats`` times and the medians
-compared, so load from other processes hits both alike. Prints tokens/s of each and their
-ratio, with the CPU model, torch threads and dtype.
+compared, so load from other processes hits both alike. ``--compile`` runs the engine's
+decode step under ``torch.compile``; the engine's warm-up run, which compiles, is timed and
+printed apart. Prints tokens/s of each and their ratio, with the CPU model, torch threads and
+dtype.
 """
 
 from __future__ import annotations
